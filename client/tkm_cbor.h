@@ -58,7 +58,7 @@ tkm_cbor_limits tkm_cbor_default_limits(void);
  * owns a copy of the input; free it with tkm_cbor_doc_free().
  */
 TKM_MUST_CHECK tkm_err tkm_cbor_decode(const uint8_t *buf, size_t len, const tkm_cbor_limits *lim,
-				       tkm_cbor_doc **out, char *why, size_t why_len);
+                                       tkm_cbor_doc **out, char *why, size_t why_len);
 
 /* NULL-safe; wipes the copy of the input. */
 void tkm_cbor_doc_free(tkm_cbor_doc *doc);
@@ -89,6 +89,9 @@ bool tkm_cbor_get_bool(const tkm_cbor_val *v, bool *out);
 bool tkm_cbor_get_text(const tkm_cbor_val *v, const char **s, size_t *len); /* not NUL-terminated */
 bool tkm_cbor_get_bytes(const tkm_cbor_val *v, const uint8_t **p, size_t *len);
 bool tkm_cbor_text_eq(const tkm_cbor_val *v, const char *s);
+
+/* RFC 3629 UTF-8: shortest forms only, no surrogates, nothing above U+10FFFF. */
+bool tkm_cbor_utf8_valid(const uint8_t *s, size_t len);
 
 /* The exact encoded bytes of v inside the doc's copy of the input. */
 void tkm_cbor_raw(const tkm_cbor_val *v, const uint8_t **p, size_t *len);

@@ -56,7 +56,7 @@ TKM_API const char *tkm_version(void);
  * (st may be NULL).
  */
 TKM_API TKM_MUST_CHECK tkm_err tkm_client_open(const char *url, const tkm_client_opts *opts,
-					       tkm_status *st, tkm_client **out);
+                                               tkm_status *st, tkm_client **out);
 
 /* NULL-safe. */
 TKM_API void tkm_client_close(tkm_client *c);
@@ -71,7 +71,7 @@ typedef struct tkm_server_info {
 	uint64_t protocol_version;
 	uint64_t uptime_s;
 	bool hsm_configured;
-	char hsm_token_label[33];  /* empty unless hsm_configured */
+	char hsm_token_label[33]; /* empty unless hsm_configured */
 	char hsm_token_model[17];
 	char hsm_manufacturer[33];
 } tkm_server_info;
@@ -81,9 +81,9 @@ typedef struct tkm_server_info {
  * return value equals st->code (when st is not NULL) and *out is untouched.
  */
 TKM_API TKM_MUST_CHECK tkm_err tkm_ping(tkm_client *c, int timeout_ms, tkm_status *st,
-					tkm_ping_result *out);
+                                        tkm_ping_result *out);
 TKM_API TKM_MUST_CHECK tkm_err tkm_info(tkm_client *c, int timeout_ms, tkm_status *st,
-					tkm_server_info *out);
+                                        tkm_server_info *out);
 
 /*
  * Call any method with pre-encoded CBOR params (one map; NULL means empty).
@@ -92,8 +92,9 @@ TKM_API TKM_MUST_CHECK tkm_err tkm_info(tkm_client *c, int timeout_ms, tkm_statu
  * typed call yet.
  */
 TKM_API TKM_MUST_CHECK tkm_err tkm_call_raw(tkm_client *c, const char *method,
-					    const uint8_t *params, size_t params_len, int timeout_ms,
-					    tkm_status *st, uint8_t **result, size_t *result_len);
+                                            const uint8_t *params, size_t params_len,
+                                            int timeout_ms, tkm_status *st, uint8_t **result,
+                                            size_t *result_len);
 
 /* Free memory returned by libtkm; wipes it first. NULL-safe. */
 TKM_API void tkm_free(void *p, size_t len);

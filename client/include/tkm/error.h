@@ -16,7 +16,7 @@ extern "C" {
 
 #if defined(__GNUC__) || defined(__clang__)
 #define TKM_MUST_CHECK __attribute__((warn_unused_result))
-#define TKM_API __attribute__((visibility("default")))
+#define TKM_API        __attribute__((visibility("default")))
 #else
 #define TKM_MUST_CHECK
 #define TKM_API
