@@ -1,0 +1,68 @@
+/*
+ * tkm_config.h - tkmd's configuration file, read with libconfig.
+ *
+ * The file is parsed once, at start-up, into the checked values below; no
+ * other module sees libconfig. Every setting, its type and its default are
+ * documented in docs/configuration.md. Unknown settings and wrong types are
+ * errors that name the file and line. Relative paths are kept as written and
+ * resolve against tkmd's working directory.
+ *
+ * The struct is plain data on purpose: it is filled once by
+ * tkm_config_load(), never changed afterwards, and only read.
+ */
+#ifndef TKM_CONFIG_H
+#define TKM_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "tkm/error.h"
+#include "tkm_log.h"
+
+#define TKM_CONFIG_MAX_LISTEN  16  /* listen URLs */
+#define TKM_CONFIG_MAX_URL     512 /* bytes in one listen URL */
+#define TKM_CONFIG_MAX_WORKERS 256
+#define TKM_CONFIG_MIN_MSGSZ   1024
+#define TKM_CONFIG_MAX_MSGSZ   268435456LL /* 256 MiB */
+#define TKM_CONFIG_MAX_DEPTH   128
+#define TKM_CONFIG_MIN_STRLEN  256
+
+#define TKM_CONFIG_DEFAULT_HSM_MODULE "/usr/lib/softhsm/libsofthsm2.so"
+
+/* The transports tkmd can listen on; see tkm_config_url_scheme(). */
+typedef enum tkm_config_scheme {
+	TKM_SCHEME_IPC,
+	TKM_SCHEME_TCP, /* tcp://, tcp4://, tcp6:// */
+	TKM_SCHEME_TLS, /* tls+tcp://, tls+tcp4://, tls+tcp6:// */
+} tkm_config_scheme;
+
+typedef struct tkm_config {
+	char **listen; /* nlisten URLs, distinct */
+	size_t nlisten;
+	unsigned workers;
+	size_t max_message_size;
+	size_t max_depth;
+	size_t max_string_length;
+	bool allow_insecure_tcp;
+	char *tls_cert_file; /* both set iff a tls+tcp:// URL is listed */
+	char *tls_key_file;
+	char *hsm_module; /* both NULL when no hsm group is given */
+	char *hsm_token;  /* an RFC 7512 pkcs11: URI */
+	char *database_path;
+	tkm_log_level log_level;
+} tkm_config;
+
+/*
+ * Read and check the file at path. On failure returns TKM_E_CONFIG (or
+ * TKM_E_NOMEM) and writes "FILE:LINE: what is wrong" to why.
+ */
+TKM_MUST_CHECK tkm_err tkm_config_load(const char *path, tkm_config **out, char *why,
+                                       size_t why_len);
+
+/* NULL-safe. */
+void tkm_config_free(tkm_config *cfg);
+
+/* The transport of a listen URL; TKM_E_CONFIG for a scheme tkmd does not serve. */
+TKM_MUST_CHECK tkm_err tkm_config_url_scheme(const char *url, tkm_config_scheme *out);
+
+#endif /* TKM_CONFIG_H */

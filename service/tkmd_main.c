@@ -1,0 +1,284 @@
+/*
+ * tkmd_main.c - tkmd, the tkm key management daemon: start-up and shutdown.
+ *
+ * Order matters: core dumps are off and SIGTERM/SIGINT are blocked before
+ * any thread exists (so every thread inherits the mask and only sigwait()
+ * here sees them), then config, store, HSM, dispatcher and server come up in
+ * that order and go down in reverse after a signal. Built twice from this
+ * file: tkmd, and tkmd-test with TKM_TEST_METHODS adding debug.* methods.
+ *
+ * Exit codes: 0 clean shutdown, 1 runtime failure, 2 usage or configuration.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "tkm/client.h"
+#include "tkm_config.h"
+#include "tkm_hsm.h"
+#include "tkm_log.h"
+#include "tkm_methods.h"
+#include "tkm_rpc.h"
+#include "tkm_server.h"
+#include "tkm_store.h"
+
+#ifndef TKM_TEST_METHODS
+#define TKM_TEST_METHODS 0
+#endif
+
+#define TKMD_EXIT_OK      0
+#define TKMD_EXIT_RUNTIME 1
+#define TKMD_EXIT_USAGE   2
+
+#define TKMD_WHY_MAX 512
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: tkmd --config FILE [--check-config]\n"
+	           "       tkmd --help | --version\n"
+	           "\n"
+	           "  --config FILE    read the configuration from FILE "
+	           "(docs/configuration.md)\n"
+	           "  --check-config   check FILE and exit: 0 when valid, 2 when not\n"
+	           "  --help           show this help\n"
+	           "  --version        show the version\n"
+	           "\n"
+	           "Runs in the foreground and logs to stderr. SIGTERM or SIGINT drains\n"
+	           "requests in flight and exits 0. Exit codes: 0 ok, 1 runtime failure,\n"
+	           "2 usage or configuration error.\n");
+}
+
+/* A core file of a key manager could hold key material: never write one. */
+static int disable_core_dumps(void)
+{
+	struct rlimit rl = {.rlim_cur = 0, .rlim_max = 0};
+
+	if (setrlimit(RLIMIT_CORE, &rl) != 0) {
+		return -1;
+	}
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+		return -1;
+	}
+	return 0;
+}
+
+/* Exit status for a start-up failure: configuration problems are 2, the rest 1. */
+static int exit_for(tkm_err err)
+{
+	return err == TKM_E_CONFIG ? TKMD_EXIT_USAGE : TKMD_EXIT_RUNTIME;
+}
+
+static void log_fail(const char *msg, tkm_err err, const char *why)
+{
+	tkm_log_line line;
+
+	tkm_log_begin(&line, TKM_LOG_ERROR, msg);
+	tkm_log_str(&line, "error", why != NULL && why[0] != '\0' ? why : tkm_strerror(err));
+	tkm_log_end(&line);
+}
+
+static void log_started(const tkm_config *cfg, const tkm_hsm *hsm, tkm_store *store)
+{
+	tkm_hsm_token tok;
+	char why[TKMD_WHY_MAX];
+	char listen[TKM_CONFIG_MAX_LISTEN * (TKM_CONFIG_MAX_URL + 1)];
+	char created[64];
+	size_t off = 0;
+	tkm_log_line line;
+
+	listen[0] = '\0';
+	for (size_t i = 0; i < cfg->nlisten; i++) {
+		size_t n = strlen(cfg->listen[i]);
+		if (off + n + 2 > sizeof(listen)) {
+			break;
+		}
+		if (i > 0) {
+			listen[off++] = ' ';
+		}
+		memcpy(listen + off, cfg->listen[i], n);
+		off += n;
+		listen[off] = '\0';
+	}
+	tkm_log_begin(&line, TKM_LOG_INFO, "tkmd started");
+	tkm_log_str(&line, "version", tkm_version());
+	tkm_log_int(&line, "pid", (int64_t)getpid());
+	tkm_log_str(&line, "listen", listen);
+	tkm_log_uint(&line, "workers", cfg->workers);
+	tkm_log_uint(&line, "max_message_size", cfg->max_message_size);
+	tkm_log_str(&line, "database", cfg->database_path);
+	tkm_log_int(&line, "schema", tkm_store_schema_version(store));
+	if (tkm_store_meta_get(store, "created_at", created, sizeof(created)) == TKM_OK) {
+		tkm_log_str(&line, "db_created_at", created);
+	}
+	if (hsm == NULL) {
+		tkm_log_str(&line, "hsm", "none");
+	} else if (tkm_hsm_token_info(hsm, &tok, why, sizeof(why)) == TKM_OK) {
+		tkm_log_str(&line, "hsm_token", tok.label);
+		tkm_log_str(&line, "hsm_model", tok.model);
+	}
+	if (TKM_TEST_METHODS) {
+		tkm_log_str(&line, "test_methods", "enabled");
+	}
+	tkm_log_end(&line);
+}
+
+/* Block until SIGTERM or SIGINT; returns the signal's name. */
+static const char *wait_for_signal(const sigset_t *set)
+{
+	for (;;) {
+		int sig = 0;
+		int rc = sigwait(set, &sig);
+
+		if (rc == 0 && sig == SIGTERM) {
+			return "SIGTERM";
+		}
+		if (rc == 0 && sig == SIGINT) {
+			return "SIGINT";
+		}
+	}
+}
+
+int main(int argc, char **argv)
+{
+	static const tkm_rpc_table *const tables[] = {
+		&tkm_methods_sys,
+#if TKM_TEST_METHODS
+		&tkm_methods_debug,
+#endif
+	};
+	const char *config_path = NULL;
+	bool check_only = false;
+	tkm_config *cfg = NULL;
+	tkm_store *store = NULL;
+	tkm_hsm *hsm = NULL;
+	tkm_rpc *rpc = NULL;
+	tkm_srv *srv = NULL;
+	tkm_rpc_env env;
+	char why[TKMD_WHY_MAX] = "";
+	const char *signame;
+	tkm_log_line line;
+	bool stopped = false;
+	sigset_t set;
+	tkm_err err;
+	int status = TKMD_EXIT_RUNTIME;
+
+	if (disable_core_dumps() != 0) {
+		fprintf(stderr, "tkmd: cannot disable core dumps: %s\n", strerror(errno));
+		return TKMD_EXIT_RUNTIME;
+	}
+	/* Database, WAL files and IPC sockets are private to tkmd's user. */
+	umask(077);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0 || signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
+		fprintf(stderr, "tkmd: cannot set up signal handling\n");
+		return TKMD_EXIT_RUNTIME;
+	}
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			usage(stdout);
+			return TKMD_EXIT_OK;
+		} else if (strcmp(argv[i], "--version") == 0) {
+			printf("tkmd %s\n", tkm_version());
+			return TKMD_EXIT_OK;
+		} else if (strcmp(argv[i], "--check-config") == 0) {
+			check_only = true;
+		} else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+			config_path = argv[++i];
+		} else if (strncmp(argv[i], "--config=", 9) == 0 && argv[i][9] != '\0') {
+			config_path = argv[i] + 9;
+		} else {
+			fprintf(stderr, "tkmd: unexpected argument '%s'\n", argv[i]);
+			usage(stderr);
+			return TKMD_EXIT_USAGE;
+		}
+	}
+	if (config_path == NULL) {
+		fprintf(stderr, "tkmd: --config FILE is required\n");
+		usage(stderr);
+		return TKMD_EXIT_USAGE;
+	}
+	if (sodium_init() < 0) {
+		fprintf(stderr, "tkmd: libsodium failed to initialise\n");
+		return TKMD_EXIT_RUNTIME;
+	}
+
+	err = tkm_config_load(config_path, &cfg, why, sizeof(why));
+	if (err == TKM_OK) {
+		tkm_log_set_level(cfg->log_level);
+		err = tkm_srv_check_config(cfg, why, sizeof(why));
+	}
+	if (err != TKM_OK) {
+		log_fail("invalid configuration", err, why);
+		status = TKMD_EXIT_USAGE;
+		goto out;
+	}
+	if (check_only) {
+		printf("tkmd: configuration %s is valid\n", config_path);
+		status = TKMD_EXIT_OK;
+		goto out;
+	}
+
+	err = tkm_store_open(cfg->database_path, &store, why, sizeof(why));
+	if (err != TKM_OK) {
+		log_fail("cannot open the database", err, why);
+		status = exit_for(err);
+		goto out;
+	}
+	if (cfg->hsm_token != NULL) {
+		err = tkm_hsm_open(cfg->hsm_module, cfg->hsm_token, &hsm, why, sizeof(why));
+		if (err != TKM_OK) {
+			log_fail("cannot open the HSM; refusing to start", err, why);
+			status = exit_for(err);
+			goto out;
+		}
+	}
+	memset(&env, 0, sizeof(env));
+	env.hsm = hsm;
+	env.store = store;
+	env.limits.max_depth = cfg->max_depth;
+	env.limits.max_str_len = cfg->max_string_length;
+	env.max_message_size = cfg->max_message_size;
+	err = tkm_rpc_new(&env, tables, sizeof(tables) / sizeof(tables[0]), TKM_TEST_METHODS, &rpc,
+	                  why, sizeof(why));
+	if (err != TKM_OK) {
+		log_fail("cannot set up the method table", err, why);
+		goto out;
+	}
+	err = tkm_srv_start(cfg, rpc, &srv, why, sizeof(why));
+	if (err != TKM_OK) {
+		log_fail("cannot start the server", err, why);
+		status = exit_for(err);
+		goto out;
+	}
+	log_started(cfg, hsm, store);
+
+	signame = wait_for_signal(&set);
+	tkm_log_begin(&line, TKM_LOG_INFO, "shutting down; draining requests in flight");
+	tkm_log_str(&line, "signal", signame);
+	tkm_log_end(&line);
+	tkm_srv_stop(srv);
+	srv = NULL;
+	stopped = true;
+	status = TKMD_EXIT_OK;
+out:
+	tkm_srv_stop(srv);
+	tkm_rpc_free(rpc);
+	tkm_hsm_close(hsm);
+	tkm_store_close(store);
+	tkm_config_free(cfg);
+	if (stopped) {
+		tkm_log_msg(TKM_LOG_INFO, "tkmd stopped", NULL);
+	}
+	return status;
+}

@@ -1,0 +1,639 @@
+/*
+ * tkmctl.c - the command-line client of tkmd, built on libtkm's public API.
+ *
+ * Commands are rows of one table ({name, summary, usage, help, handler}); a
+ * later command is one more row and one more handler. Every string that came
+ * from the server is untrusted: text output replaces control characters so a
+ * server cannot drive the terminal, and --json output escapes them.
+ *
+ * Exit status: 0 ok, 1 server error (an error reply, an invalid reply or
+ * another failure), 2 usage (bad arguments, bad URL or TLS settings),
+ * 3 connection (cannot connect, timeout, connection closed).
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "tkm/client.h"
+
+#ifndef TKM_VERSION_STRING
+#error "TKM_VERSION_STRING must be defined by the build"
+#endif
+
+#define TKMCTL_DEFAULT_URL  "ipc://./var/tkmd.sock"
+#define TKMCTL_TIMEOUT_MAX  3600000
+#define TKMCTL_EXIT_OK      0
+#define TKMCTL_EXIT_SERVER  1
+#define TKMCTL_EXIT_USAGE   2
+#define TKMCTL_EXIT_CONNECT 3
+
+typedef struct tkmctl_opts {
+	const char *url;
+	int timeout_ms; /* 0: libtkm's default */
+	const char *ca_file;
+	const char *server_name;
+	bool json;
+} tkmctl_opts;
+
+typedef struct tkmctl_cmd {
+	const char *name;
+	const char *summary; /* one line for the command list */
+	const char *usage;   /* arguments after the command name */
+	const char *help;    /* what it does and what it prints */
+	int (*run)(const tkmctl_opts *o, int argc, char **argv);
+} tkmctl_cmd;
+
+static int cmd_ping(const tkmctl_opts *o, int argc, char **argv);
+static int cmd_info(const tkmctl_opts *o, int argc, char **argv);
+static int cmd_help(const tkmctl_opts *o, int argc, char **argv);
+
+static const tkmctl_cmd tkmctl_cmds[] = {
+    {"ping", "check that the server answers and time the round trip", "",
+     "Call sys.ping and print the server's clock and the round-trip time.\n"
+     "\n"
+     "Output:\n"
+     "  pong from URL: server time YYYY-MM-DDTHH:MM:SSZ, round trip N us\n"
+     "With --json:\n"
+     "  {\"url\":URL,\"pong\":true,\"time\":UNIX_SECONDS,\"time_utc\":\"YYYY-MM-DDTHH:MM:SSZ\","
+     "\"rtt_us\":N}\n",
+     cmd_ping},
+    {"info", "show the server and protocol versions, uptime and HSM token", "",
+     "Call sys.info and print what the server reports about itself: its version,\n"
+     "the protocol version, its uptime and the HSM token it uses (\"not configured\"\n"
+     "when it has none).\n"
+     "\n"
+     "With --json:\n"
+     "  {\"url\":URL,\"server_version\":V,\"protocol_version\":N,\"uptime_s\":N,\n"
+     "   \"hsm\":{\"configured\":BOOL[,\"token_label\":S,\"token_model\":S,"
+     "\"manufacturer\":S]}}\n",
+     cmd_info},
+    {"help", "show help for tkmctl or for one command", "[COMMAND]",
+     "Print the help of tkmctl, or of COMMAND (the same as 'tkmctl COMMAND --help').\n", cmd_help},
+};
+
+#define TKMCTL_NCMDS (sizeof(tkmctl_cmds) / sizeof(tkmctl_cmds[0]))
+
+static const tkmctl_cmd *find_cmd(const char *name)
+{
+	for (size_t i = 0; i < TKMCTL_NCMDS; i++) {
+		if (strcmp(tkmctl_cmds[i].name, name) == 0)
+			return &tkmctl_cmds[i];
+	}
+	return NULL;
+}
+
+/* ---- Output of untrusted text ---- */
+
+/*
+ * Length of the valid UTF-8 sequence at p (1..4) and its code point, or 0
+ * when it is invalid (overlong, surrogate, above U+10FFFF, cut short). p is
+ * NUL-terminated, and a NUL is never a continuation byte, so reading stops.
+ */
+static size_t utf8_next(const unsigned char *p, uint32_t *cp)
+{
+	unsigned char c = p[0];
+	uint32_t min, v;
+	size_t n;
+
+	if (c < 0x80) {
+		*cp = c;
+		return 1;
+	}
+	if (c >= 0xC2 && c <= 0xDF) {
+		n = 2;
+		v = c & 0x1Fu;
+		min = 0x80;
+	} else if (c >= 0xE0 && c <= 0xEF) {
+		n = 3;
+		v = c & 0x0Fu;
+		min = 0x800;
+	} else if (c >= 0xF0 && c <= 0xF4) {
+		n = 4;
+		v = c & 0x07u;
+		min = 0x10000;
+	} else {
+		return 0;
+	}
+	for (size_t i = 1; i < n; i++) {
+		if ((p[i] & 0xC0) != 0x80)
+			return 0;
+		v = (v << 6) | (p[i] & 0x3Fu);
+	}
+	if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
+		return 0;
+	*cp = v;
+	return n;
+}
+
+static bool is_control(uint32_t cp)
+{
+	return cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp <= 0x9F);
+}
+
+/* Text for a terminal: control characters and invalid UTF-8 become '?'. */
+static void put_text(FILE *f, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	while (*p != '\0') {
+		uint32_t cp;
+		size_t n = utf8_next(p, &cp);
+		if (n == 0 || is_control(cp)) {
+			fputc('?', f);
+			p += n == 0 ? 1 : n;
+			continue;
+		}
+		fwrite(p, 1, n, f);
+		p += n;
+	}
+}
+
+/* A JSON string: quotes, backslashes and control characters escaped; invalid UTF-8 as U+FFFD. */
+static void put_json_str(FILE *f, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	fputc('"', f);
+	while (*p != '\0') {
+		uint32_t cp;
+		size_t n = utf8_next(p, &cp);
+		if (n == 0) {
+			fputs("\\ufffd", f);
+			p++;
+			continue;
+		}
+		switch (cp) {
+		case '"':
+			fputs("\\\"", f);
+			break;
+		case '\\':
+			fputs("\\\\", f);
+			break;
+		case '\b':
+			fputs("\\b", f);
+			break;
+		case '\f':
+			fputs("\\f", f);
+			break;
+		case '\n':
+			fputs("\\n", f);
+			break;
+		case '\r':
+			fputs("\\r", f);
+			break;
+		case '\t':
+			fputs("\\t", f);
+			break;
+		default:
+			if (is_control(cp))
+				fprintf(f, "\\u%04x", (unsigned)cp);
+			else
+				fwrite(p, 1, n, f);
+			break;
+		}
+		p += n;
+	}
+	fputc('"', f);
+}
+
+/* ---- Errors and exit codes ---- */
+
+/* A short name for every code: the wire name for wire codes, a local one otherwise. */
+static const char *err_name(tkm_err err)
+{
+	static const struct {
+		tkm_err err;
+		const char *name;
+	} local[] = {
+	    {TKM_E_NOMEM, "nomem"},
+	    {TKM_E_INVALID_ARG, "invalid_argument"},
+	    {TKM_E_TIMEOUT, "timeout"},
+	    {TKM_E_CONNECT, "connect"},
+	    {TKM_E_PROTOCOL, "protocol"},
+	    {TKM_E_CLOSED, "closed"},
+	    {TKM_E_IO, "io"},
+	    {TKM_E_CONFIG, "config"},
+	    {TKM_E_HSM, "hsm"},
+	    {TKM_E_CRYPTO, "crypto"},
+	};
+
+	for (size_t i = 0; i < sizeof(local) / sizeof(local[0]); i++) {
+		if (local[i].err == err)
+			return local[i].name;
+	}
+	return tkm_err_wire_name(err);
+}
+
+static int exit_code_of(tkm_err err)
+{
+	switch (err) {
+	case TKM_OK:
+		return TKMCTL_EXIT_OK;
+	case TKM_E_CONNECT:
+	case TKM_E_TIMEOUT:
+	case TKM_E_CLOSED:
+		return TKMCTL_EXIT_CONNECT;
+	case TKM_E_INVALID_ARG:
+	case TKM_E_CONFIG:
+		return TKMCTL_EXIT_USAGE;
+	default:
+		return TKMCTL_EXIT_SERVER;
+	}
+}
+
+/* Report a failed call: `tkmctl: CODE: MESSAGE` on stderr, and a JSON object with --json. */
+static int fail(const tkmctl_opts *o, tkm_err err, const char *message)
+{
+	if (message == NULL || message[0] == '\0')
+		message = tkm_strerror(err);
+	fprintf(stderr, "tkmctl: %s: ", err_name(err));
+	put_text(stderr, message);
+	fputc('\n', stderr);
+	if (o->json) {
+		fputs("{\"error\":{\"code\":", stdout);
+		put_json_str(stdout, err_name(err));
+		fputs(",\"message\":", stdout);
+		put_json_str(stdout, message);
+		fputs("}}\n", stdout);
+	}
+	return exit_code_of(err);
+}
+
+static int usage_error(const char *what, const char *arg)
+{
+	fprintf(stderr, "tkmctl: usage: %s", what);
+	if (arg != NULL) {
+		fputs(": ", stderr);
+		put_text(stderr, arg);
+	}
+	fputs("\nRun 'tkmctl --help' for usage.\n", stderr);
+	return TKMCTL_EXIT_USAGE;
+}
+
+/* ---- Help ---- */
+
+static void print_main_help(FILE *f)
+{
+	fputs("usage: tkmctl [OPTIONS] COMMAND [ARGS]\n"
+	      "\n"
+	      "Talk to tkmd, the tkm terminal key management service.\n"
+	      "\n"
+	      "Options:\n"
+	      "  --url URL           server: ipc://PATH, tcp://HOST:PORT or tls+tcp://HOST:PORT\n"
+	      "                      (default: $TKM_URL, else " TKMCTL_DEFAULT_URL ")\n"
+	      "  --timeout MS        per-call timeout in milliseconds (default 10000)\n"
+	      "  --ca-file FILE      tls+tcp:// only: PEM file of the CAs to trust (required)\n"
+	      "  --server-name NAME  tls+tcp:// only: name the server certificate must carry\n"
+	      "                      (default: the host of the URL)\n"
+	      "  --json              print one JSON object on stdout instead of text\n"
+	      "  --version           print the version and exit\n"
+	      "  -h, --help          print this help, or a command's help after COMMAND\n"
+	      "\n"
+	      "Commands:\n",
+	      f);
+	for (size_t i = 0; i < TKMCTL_NCMDS; i++)
+		fprintf(f, "  %-8s  %s\n", tkmctl_cmds[i].name, tkmctl_cmds[i].summary);
+	fputs("\n"
+	      "Run 'tkmctl COMMAND --help' for the help of one command.\n"
+	      "\n"
+	      "Exit status: 0 ok, 1 server error (error or invalid reply), 2 usage error,\n"
+	      "3 connection error (cannot connect, timeout, connection closed).\n",
+	      f);
+}
+
+static void print_cmd_help(FILE *f, const tkmctl_cmd *cmd)
+{
+	fprintf(f, "usage: tkmctl [OPTIONS] %s%s%s\n\n%s\nRun 'tkmctl --help' for the options.\n",
+	        cmd->name, cmd->usage[0] != '\0' ? " " : "", cmd->usage, cmd->help);
+}
+
+static int cmd_help(const tkmctl_opts *o, int argc, char **argv)
+{
+	const tkmctl_cmd *cmd;
+
+	(void)o;
+	if (argc == 0) {
+		print_main_help(stdout);
+		return TKMCTL_EXIT_OK;
+	}
+	if (argc > 1)
+		return usage_error("help takes at most one command", argv[1]);
+	if ((cmd = find_cmd(argv[0])) == NULL)
+		return usage_error("unknown command", argv[0]);
+	print_cmd_help(stdout, cmd);
+	return TKMCTL_EXIT_OK;
+}
+
+/* ---- Commands that talk to the server ---- */
+
+static int connect_server(const tkmctl_opts *o, tkm_client **c)
+{
+	tkm_client_opts co;
+	tkm_status st;
+	tkm_err err;
+
+	memset(&co, 0, sizeof(co));
+	co.timeout_ms = o->timeout_ms;
+	co.tls_ca_file = o->ca_file;
+	co.tls_server_name = o->server_name;
+	if ((err = tkm_client_open(o->url, &co, &st, c)) != TKM_OK)
+		return fail(o, err, st.message);
+	return TKMCTL_EXIT_OK;
+}
+
+static int64_t elapsed_us(const struct timespec *a, const struct timespec *b)
+{
+	return (int64_t)(b->tv_sec - a->tv_sec) * 1000000 + (b->tv_nsec - a->tv_nsec) / 1000;
+}
+
+/* ISO 8601 UTC, or the plain number for a time gmtime cannot represent. */
+static void format_utc(int64_t t, char *buf, size_t len)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+	int n;
+
+	if ((int64_t)tt == t && gmtime_r(&tt, &tm) != NULL &&
+	    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) > 0)
+		return;
+	n = snprintf(buf, len, "%lld", (long long)t);
+	if (n < 0 || (size_t)n >= len)
+		buf[0] = '\0';
+}
+
+static int cmd_ping(const tkmctl_opts *o, int argc, char **argv)
+{
+	tkm_client *c = NULL;
+	tkm_ping_result res;
+	tkm_status st;
+	struct timespec t0, t1;
+	char when[64];
+	int64_t rtt;
+	tkm_err err;
+	int rc;
+
+	if (argc > 0)
+		return usage_error("ping takes no arguments", argv[0]);
+	if ((rc = connect_server(o, &c)) != TKMCTL_EXIT_OK)
+		goto out;
+	(void)clock_gettime(CLOCK_MONOTONIC, &t0);
+	err = tkm_ping(c, o->timeout_ms, &st, &res);
+	(void)clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (err != TKM_OK) {
+		rc = fail(o, err, st.message);
+		goto out;
+	}
+	if (!res.pong) {
+		rc = fail(o, TKM_E_PROTOCOL, "sys.ping: the server answered pong = false");
+		goto out;
+	}
+	rtt = elapsed_us(&t0, &t1);
+	format_utc(res.time, when, sizeof(when));
+	if (o->json) {
+		fputs("{\"url\":", stdout);
+		put_json_str(stdout, o->url);
+		printf(",\"pong\":true,\"time\":%lld,\"time_utc\":", (long long)res.time);
+		put_json_str(stdout, when);
+		printf(",\"rtt_us\":%lld}\n", (long long)rtt);
+	} else {
+		fputs("pong from ", stdout);
+		put_text(stdout, o->url);
+		printf(": server time %s, round trip %lld us\n", when, (long long)rtt);
+	}
+out:
+	tkm_client_close(c);
+	return rc;
+}
+
+static void print_row(const char *label, const char *value)
+{
+	printf("%-17s ", label);
+	put_text(stdout, value);
+	fputc('\n', stdout);
+}
+
+static void print_info_text(const tkmctl_opts *o, const tkm_server_info *info)
+{
+	unsigned long long up = info->uptime_s;
+	char buf[96];
+	int n;
+
+	print_row("server", o->url);
+	print_row("server version", info->server_version);
+	printf("%-17s %llu\n", "protocol version", (unsigned long long)info->protocol_version);
+	if (up >= 86400)
+		n = snprintf(buf, sizeof(buf), "%llud %02llu:%02llu:%02llu (%llu s)", up / 86400,
+		             up / 3600 % 24, up / 60 % 60, up % 60, up);
+	else
+		n = snprintf(buf, sizeof(buf), "%02llu:%02llu:%02llu (%llu s)", up / 3600,
+		             up / 60 % 60, up % 60, up);
+	if (n < 0 || (size_t)n >= sizeof(buf))
+		buf[0] = '\0';
+	print_row("uptime", buf);
+	if (!info->hsm_configured) {
+		print_row("hsm", "not configured");
+		return;
+	}
+	print_row("hsm", "configured");
+	print_row("hsm token label", info->hsm_token_label);
+	print_row("hsm token model", info->hsm_token_model);
+	print_row("hsm manufacturer", info->hsm_manufacturer);
+}
+
+static void print_info_json(const tkmctl_opts *o, const tkm_server_info *info)
+{
+	fputs("{\"url\":", stdout);
+	put_json_str(stdout, o->url);
+	fputs(",\"server_version\":", stdout);
+	put_json_str(stdout, info->server_version);
+	printf(",\"protocol_version\":%llu,\"uptime_s\":%llu,\"hsm\":{\"configured\":%s",
+	       (unsigned long long)info->protocol_version, (unsigned long long)info->uptime_s,
+	       info->hsm_configured ? "true" : "false");
+	if (info->hsm_configured) {
+		fputs(",\"token_label\":", stdout);
+		put_json_str(stdout, info->hsm_token_label);
+		fputs(",\"token_model\":", stdout);
+		put_json_str(stdout, info->hsm_token_model);
+		fputs(",\"manufacturer\":", stdout);
+		put_json_str(stdout, info->hsm_manufacturer);
+	}
+	fputs("}}\n", stdout);
+}
+
+static int cmd_info(const tkmctl_opts *o, int argc, char **argv)
+{
+	tkm_client *c = NULL;
+	tkm_server_info info;
+	tkm_status st;
+	tkm_err err;
+	int rc;
+
+	if (argc > 0)
+		return usage_error("info takes no arguments", argv[0]);
+	if ((rc = connect_server(o, &c)) != TKMCTL_EXIT_OK)
+		goto out;
+	if ((err = tkm_info(c, o->timeout_ms, &st, &info)) != TKM_OK) {
+		rc = fail(o, err, st.message);
+		goto out;
+	}
+	if (o->json)
+		print_info_json(o, &info);
+	else
+		print_info_text(o, &info);
+out:
+	tkm_client_close(c);
+	return rc;
+}
+
+/* ---- Arguments ---- */
+
+/*
+ * The value of option `name` at argv[*i]: "--name=VALUE" or "--name VALUE".
+ * Returns NULL when argv[*i] is not this option; *missing when it is but has
+ * no value.
+ */
+static const char *opt_value(int argc, char **argv, int *i, const char *name, bool *missing)
+{
+	const char *a = argv[*i];
+	size_t n = strlen(name);
+
+	if (strncmp(a, name, n) != 0)
+		return NULL;
+	if (a[n] == '=')
+		return a + n + 1;
+	if (a[n] != '\0')
+		return NULL;
+	if (*i + 1 >= argc) {
+		*missing = true;
+		return NULL;
+	}
+	return argv[++*i];
+}
+
+static bool parse_timeout(const char *s, int *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < 1 || v > TKMCTL_TIMEOUT_MAX)
+		return false;
+	*out = (int)v;
+	return true;
+}
+
+enum { OPT_NONE, OPT_DONE, OPT_BAD };
+
+/* Parse one global option at argv[*i]; OPT_NONE when it is not one. */
+static int parse_global(tkmctl_opts *o, int argc, char **argv, int *i, bool *help, bool *version)
+{
+	const char *a = argv[*i];
+	const char *v;
+	bool missing = false;
+
+	if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+		*help = true;
+		return OPT_DONE;
+	}
+	if (strcmp(a, "--version") == 0) {
+		*version = true;
+		return OPT_DONE;
+	}
+	if (strcmp(a, "--json") == 0) {
+		o->json = true;
+		return OPT_DONE;
+	}
+	if ((v = opt_value(argc, argv, i, "--url", &missing)) != NULL) {
+		o->url = v;
+	} else if ((v = opt_value(argc, argv, i, "--timeout", &missing)) != NULL) {
+		if (!parse_timeout(v, &o->timeout_ms)) {
+			usage_error("--timeout needs milliseconds from 1 to 3600000", v);
+			return OPT_BAD;
+		}
+	} else if ((v = opt_value(argc, argv, i, "--ca-file", &missing)) != NULL) {
+		o->ca_file = v;
+	} else if ((v = opt_value(argc, argv, i, "--server-name", &missing)) != NULL) {
+		o->server_name = v;
+	} else if (missing) {
+		usage_error("option needs a value", a);
+		return OPT_BAD;
+	} else {
+		return OPT_NONE;
+	}
+	return OPT_DONE;
+}
+
+int main(int argc, char **argv)
+{
+	tkmctl_opts o;
+	const tkmctl_cmd *cmd = NULL;
+	char **args = NULL;
+	int nargs = 0;
+	bool help = false, version = false, no_more_opts = false;
+	const char *env;
+	int rc;
+
+	memset(&o, 0, sizeof(o));
+	env = getenv("TKM_URL");
+	o.url = env != NULL && env[0] != '\0' ? env : TKMCTL_DEFAULT_URL;
+	if (argc < 1 || (args = calloc((size_t)argc, sizeof(*args))) == NULL) {
+		fputs("tkmctl: nomem: out of memory\n", stderr);
+		return TKMCTL_EXIT_SERVER;
+	}
+
+	/* Global options go anywhere; the first word is the command, the rest its arguments. */
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!no_more_opts && strcmp(a, "--") == 0) {
+			no_more_opts = true;
+			continue;
+		}
+		if (!no_more_opts && a[0] == '-' && a[1] != '\0') {
+			int r = parse_global(&o, argc, argv, &i, &help, &version);
+			if (r == OPT_BAD) {
+				rc = TKMCTL_EXIT_USAGE;
+				goto out;
+			}
+			if (r == OPT_DONE)
+				continue;
+			if (cmd == NULL) {
+				rc = usage_error("unknown option", a);
+				goto out;
+			}
+		} else if (cmd == NULL) {
+			if ((cmd = find_cmd(a)) == NULL) {
+				rc = usage_error("unknown command", a);
+				goto out;
+			}
+			continue;
+		}
+		args[nargs++] = argv[i];
+	}
+
+	if (version) {
+		printf("tkmctl %s (libtkm %s)\n", TKM_VERSION_STRING, tkm_version());
+		rc = TKMCTL_EXIT_OK;
+	} else if (help && cmd != NULL && cmd->run != cmd_help) {
+		print_cmd_help(stdout, cmd);
+		rc = TKMCTL_EXIT_OK;
+	} else if (help) {
+		rc = cmd_help(&o, nargs, args);
+	} else if (cmd == NULL) {
+		rc = usage_error("no command given", NULL);
+	} else {
+		rc = cmd->run(&o, nargs, args);
+	}
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fputs("tkmctl: io: cannot write the output\n", stderr);
+		if (rc == TKMCTL_EXIT_OK)
+			rc = TKMCTL_EXIT_SERVER;
+	}
+out:
+	free(args);
+	return rc;
+}
