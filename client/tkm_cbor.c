@@ -388,7 +388,7 @@ tkm_err tkm_cbor_decode(const uint8_t *buf, size_t len, const tkm_cbor_limits *l
 	tkm_cbor_limits defaults = tkm_cbor_default_limits();
 	tkm_cbor_frame *stack = NULL;
 	tkm_cbor_doc *doc = NULL;
-	tkm_cbor_dec d;
+	tkm_cbor_dec d = {0};
 	size_t depth = 0;
 	bool done = false;
 	tkm_err err = TKM_E_BAD_REQUEST;
@@ -425,7 +425,6 @@ tkm_err tkm_cbor_decode(const uint8_t *buf, size_t len, const tkm_cbor_limits *l
 	memcpy(doc->buf, buf, len);
 	doc->len = len;
 
-	memset(&d, 0, sizeof(d));
 	d.doc = doc;
 	d.lim = lim;
 	while (!done) {

@@ -223,7 +223,7 @@ static size_t clean_message(const char *in, char out[static TKM_WIRE_MESSAGE_MAX
 	if (len > 0) {
 		memcpy(out, in, len);
 	}
-	if (!tkm_cbor_utf8_valid((const uint8_t *)out, len)) {
+	if (len > 0 && !tkm_cbor_utf8_valid((const uint8_t *)out, len)) {
 		for (size_t i = 0; i < len; i++) {
 			if ((uint8_t)out[i] >= 0x80) {
 				out[i] = '?';
