@@ -601,6 +601,7 @@ static bool client_get_hsm(const tkm_cbor_val *hsm, tkm_server_info *info)
 	     sizeof(info->hsm_token_model)},
 	    {"manufacturer", offsetof(tkm_server_info, hsm_manufacturer),
 	     sizeof(info->hsm_manufacturer)},
+	    {"serial", offsetof(tkm_server_info, hsm_serial), sizeof(info->hsm_serial)},
 	};
 	size_t i;
 

@@ -125,6 +125,8 @@ static void check_ping_and_info(const char *url)
 	ml = strlen(info.hsm_token_model);
 	CHECK(ml > 0 && info.hsm_token_model[ml - 1] != ' ');
 	CHECK(info.hsm_manufacturer[0] != '\0');
+	/* SoftHSM2 gives every token a 16-character hex serial. */
+	CHECK_EQ_INT(strlen(info.hsm_serial), 16);
 	printf("%s: server %s, token %s (%s, %s)\n", url, info.server_version, info.hsm_token_label,
 	       info.hsm_token_model, info.hsm_manufacturer);
 	tkm_client_close(c);

@@ -69,7 +69,7 @@ static const tkmctl_cmd tkmctl_cmds[] = {
      "With --json:\n"
      "  {\"url\":URL,\"server_version\":V,\"protocol_version\":N,\"uptime_s\":N,\n"
      "   \"hsm\":{\"configured\":BOOL[,\"token_label\":S,\"token_model\":S,"
-     "\"manufacturer\":S]}}\n",
+     "\"manufacturer\":S,\"serial\":S]}}\n",
      cmd_info},
     {"help", "show help for tkmctl or for one command", "[COMMAND]",
      "Print the help of tkmctl, or of COMMAND (the same as 'tkmctl COMMAND --help').\n", cmd_help},
@@ -442,6 +442,7 @@ static void print_info_text(const tkmctl_opts *o, const tkm_server_info *info)
 	print_row("hsm token label", info->hsm_token_label);
 	print_row("hsm token model", info->hsm_token_model);
 	print_row("hsm manufacturer", info->hsm_manufacturer);
+	print_row("hsm token serial", info->hsm_serial);
 }
 
 static void print_info_json(const tkmctl_opts *o, const tkm_server_info *info)
@@ -460,6 +461,8 @@ static void print_info_json(const tkmctl_opts *o, const tkm_server_info *info)
 		put_json_str(stdout, info->hsm_token_model);
 		fputs(",\"manufacturer\":", stdout);
 		put_json_str(stdout, info->hsm_manufacturer);
+		fputs(",\"serial\":", stdout);
+		put_json_str(stdout, info->hsm_serial);
 	}
 	fputs("}}\n", stdout);
 }

@@ -74,6 +74,7 @@ typedef struct tkm_server_info {
 	char hsm_token_label[33]; /* empty unless hsm_configured */
 	char hsm_token_model[17];
 	char hsm_manufacturer[33];
+	char hsm_serial[17];
 } tkm_server_info;
 
 /*
