@@ -16,6 +16,7 @@
 #include <sodium.h>
 
 #include "tkm_cbor.h"
+#include "tkm_why.h"
 
 struct tkm_cbor_val {
 	const tkm_cbor_doc *doc;
@@ -372,16 +373,6 @@ static tkm_err check_map_keys(const tkm_cbor_doc *doc, const tkm_cbor_val *map, 
 	return err;
 }
 
-static void put_why(char *why, size_t why_len, const char *what, size_t offset)
-{
-	if (why != NULL && why_len > 0) {
-		int n = snprintf(why, why_len, "%s at byte %zu", what, offset);
-		if (n < 0) {
-			why[0] = '\0';
-		}
-	}
-}
-
 tkm_err tkm_cbor_decode(const uint8_t *buf, size_t len, const tkm_cbor_limits *lim,
                         tkm_cbor_doc **out, char *why, size_t why_len)
 {
@@ -522,7 +513,8 @@ tkm_err tkm_cbor_decode(const uint8_t *buf, size_t len, const tkm_cbor_limits *l
 	err = TKM_OK;
 out:
 	if (err != TKM_OK) {
-		put_why(why, why_len, fail != NULL ? fail : "malformed CBOR", d.pos);
+		tkm_why_set(why, why_len, "%s at byte %zu", fail != NULL ? fail : "malformed CBOR",
+		            d.pos);
 	}
 	free(stack);
 	tkm_cbor_doc_free(doc);

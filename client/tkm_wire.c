@@ -6,26 +6,11 @@
  * words a client developer can act on; nothing from the peer is echoed
  * except a method name that has already passed its syntax check.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "tkm_why.h"
 #include "tkm_wire.h"
-
-__attribute__((format(printf, 3, 4))) static void set_why(char *why, size_t why_len,
-                                                          const char *fmt, ...)
-{
-	va_list ap;
-
-	if (why == NULL || why_len == 0) {
-		return;
-	}
-	va_start(ap, fmt);
-	if (vsnprintf(why, why_len, fmt, ap) < 0) {
-		why[0] = '\0';
-	}
-	va_end(ap);
-}
 
 static bool method_name_valid(const char *s, size_t len)
 {
@@ -69,8 +54,9 @@ static bool fields_valid(const tkm_cbor_val *map, const tkm_wire_field *fields, 
 			if (tkm_cbor_text_eq(k, fields[i].name)) {
 				known = true;
 				if (!fields[i].any_type && tkm_cbor_type_of(v) != fields[i].type) {
-					set_why(why, why_len, "key \"%s\" must be a %s",
-					        fields[i].name, tkm_cbor_type_name(fields[i].type));
+					tkm_why_set(why, why_len, "key \"%s\" must be a %s",
+					            fields[i].name,
+					            tkm_cbor_type_name(fields[i].type));
 					return false;
 				}
 			}
@@ -85,15 +71,15 @@ static bool fields_valid(const tkm_cbor_val *map, const tkm_wire_field *fields, 
 				               : '?';
 			}
 			shown[n] = '\0';
-			set_why(why, why_len, "unknown key \"%s\"%s", shown,
-			        name_len > n ? " (cut)" : "");
+			tkm_why_set(why, why_len, "unknown key \"%s\"%s", shown,
+			            name_len > n ? " (cut)" : "");
 			return false;
 		}
 		k = tkm_cbor_next(v);
 	}
 	for (size_t i = 0; i < nfields; i++) {
 		if (fields[i].required && tkm_cbor_map_get(map, fields[i].name) == NULL) {
-			set_why(why, why_len, "missing key \"%s\"", fields[i].name);
+			tkm_why_set(why, why_len, "missing key \"%s\"", fields[i].name);
 			return false;
 		}
 	}
@@ -125,8 +111,8 @@ tkm_err tkm_wire_decode_request(const uint8_t *buf, size_t len, const tkm_cbor_l
 	err = TKM_E_BAD_REQUEST;
 	root = tkm_cbor_root(d);
 	if (tkm_cbor_type_of(root) != TKM_CBOR_MAP) {
-		set_why(why, why_len, "request must be a map, got a %s",
-		        tkm_cbor_type_name(tkm_cbor_type_of(root)));
+		tkm_why_set(why, why_len, "request must be a map, got a %s",
+		            tkm_cbor_type_name(tkm_cbor_type_of(root)));
 		goto out;
 	}
 	/* Read the id first, so that every later error can echo it. */
@@ -138,9 +124,9 @@ tkm_err tkm_wire_decode_request(const uint8_t *buf, size_t len, const tkm_cbor_l
 	if (tkm_cbor_get_uint(tkm_cbor_map_get(root, "v"), &req->v) &&
 	    req->v != TKM_PROTOCOL_VERSION) {
 		err = TKM_E_UNSUPPORTED_VERSION;
-		set_why(why, why_len,
-		        "protocol version %llu is not supported; this server speaks %d",
-		        (unsigned long long)req->v, TKM_PROTOCOL_VERSION);
+		tkm_why_set(why, why_len,
+		            "protocol version %llu is not supported; this server speaks %d",
+		            (unsigned long long)req->v, TKM_PROTOCOL_VERSION);
 		goto out;
 	}
 	if (!fields_valid(root, tkm_wire_request_fields,
@@ -150,7 +136,7 @@ tkm_err tkm_wire_decode_request(const uint8_t *buf, size_t len, const tkm_cbor_l
 	}
 	(void)tkm_cbor_get_text(tkm_cbor_map_get(root, "method"), &method, &method_len);
 	if (!method_name_valid(method, method_len)) {
-		set_why(why, why_len, "method name must be 1 to 64 characters of [a-z0-9._-]");
+		tkm_why_set(why, why_len, "method name must be 1 to 64 characters of [a-z0-9._-]");
 		goto out;
 	}
 	memcpy(req->method, method, method_len);
@@ -287,7 +273,7 @@ tkm_err tkm_wire_decode_response(const uint8_t *buf, size_t len, const tkm_cbor_
 	err = TKM_E_PROTOCOL;
 	root = tkm_cbor_root(d);
 	if (tkm_cbor_type_of(root) != TKM_CBOR_MAP) {
-		set_why(why, why_len, "reply is not a map");
+		tkm_why_set(why, why_len, "reply is not a map");
 		goto out;
 	}
 	if (!fields_valid(root, tkm_wire_response_fields,
@@ -299,13 +285,14 @@ tkm_err tkm_wire_decode_response(const uint8_t *buf, size_t len, const tkm_cbor_
 	resp->result = tkm_cbor_map_get(root, "result");
 	resp->is_error = error != NULL;
 	if ((error == NULL) == (resp->result == NULL)) {
-		set_why(why, why_len, "reply must hold exactly one of \"result\" and \"error\"");
+		tkm_why_set(why, why_len,
+		            "reply must hold exactly one of \"result\" and \"error\"");
 		goto out;
 	}
 	(void)tkm_cbor_get_uint(tkm_cbor_map_get(root, "v"), &resp->v);
 	(void)tkm_cbor_get_uint(tkm_cbor_map_get(root, "id"), &resp->id);
 	if (resp->v != TKM_PROTOCOL_VERSION) {
-		set_why(why, why_len, "reply speaks another protocol version");
+		tkm_why_set(why, why_len, "reply speaks another protocol version");
 		goto out;
 	}
 	if (resp->is_error) {
@@ -317,7 +304,7 @@ tkm_err tkm_wire_decode_response(const uint8_t *buf, size_t len, const tkm_cbor_
 		(void)tkm_cbor_get_text(tkm_cbor_map_get(error, "code"), &code, &code_len);
 		resp->code = tkm_err_from_wire_name(code, code_len);
 		if (resp->code == TKM_E_PROTOCOL) {
-			set_why(why, why_len, "reply names an unknown error code");
+			tkm_why_set(why, why_len, "reply names an unknown error code");
 			goto out;
 		}
 		(void)tkm_cbor_get_text(tkm_cbor_map_get(error, "message"), &resp->message,

@@ -17,6 +17,7 @@
 #include <libconfig.h>
 
 #include "tkm_config.h"
+#include "tkm_why.h"
 
 #define TKM_CONFIG_MAX_PATH 4096
 
@@ -482,12 +483,9 @@ tkm_err tkm_config_load(const char *path, tkm_config **out, char *why, size_t wh
 	}
 	if (config_read(&lc, f) != CONFIG_TRUE) {
 		const char *file = config_error_file(&lc) != NULL ? config_error_file(&lc) : path;
-		int r = snprintf(why, why_len, "%s:%d: %s", file, config_error_line(&lc),
-		                 config_error_text(&lc) != NULL ? config_error_text(&lc)
-		                                                : "syntax error");
-		if (r < 0 && why_len > 0) {
-			why[0] = '\0';
-		}
+		tkm_why_set(why, why_len, "%s:%d: %s", file, config_error_line(&lc),
+		            config_error_text(&lc) != NULL ? config_error_text(&lc)
+		                                           : "syntax error");
 		err = TKM_E_CONFIG;
 		goto out;
 	}

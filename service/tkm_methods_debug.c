@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "tkm_methods.h"
+#include "tkm_why.h"
 
 #define TKM_DEBUG_SLEEP_MAX_MS 10000
 
@@ -23,7 +24,6 @@ static tkm_err debug_sleep(tkm_rpc_ctx *ctx, const tkm_cbor_val *params, tkm_cbo
 	struct timespec ts;
 	uint64_t ms;
 	tkm_err err;
-	int r;
 
 	(void)ctx;
 	err = tkm_rpc_params_check(params, keys, 1, why, why_len);
@@ -32,12 +32,9 @@ static tkm_err debug_sleep(tkm_rpc_ctx *ctx, const tkm_cbor_val *params, tkm_cbo
 	}
 	if (!tkm_cbor_get_uint(tkm_cbor_map_get(params, "ms"), &ms) ||
 	    ms > TKM_DEBUG_SLEEP_MAX_MS) {
-		r = snprintf(why, why_len, "param 'ms' must be an unsigned integer up to %d",
-		             TKM_DEBUG_SLEEP_MAX_MS);
-		if (r < 0 && why_len > 0) {
-			why[0] = '\0';
-		}
-		return TKM_E_BAD_REQUEST;
+		return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST,
+		                    "param 'ms' must be an unsigned integer up to %d",
+		                    TKM_DEBUG_SLEEP_MAX_MS);
 	}
 	ts.tv_sec = (time_t)(ms / 1000);
 	ts.tv_nsec = (long)(ms % 1000) * 1000000L;

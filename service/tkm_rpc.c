@@ -7,7 +7,6 @@
  * never any params. Local failures are answered as "internal" with the
  * request's server id, and their detail goes to the log only.
  */
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +15,7 @@
 
 #include "tkm_log.h"
 #include "tkm_rpc.h"
+#include "tkm_why.h"
 #include "tkm_wire.h"
 
 /* Room left in a reply for the envelope around a result. */
@@ -34,21 +34,6 @@ struct tkm_rpc_ctx {
 	tkm_rpc *rpc;
 	uint64_t rid;
 };
-
-__attribute__((format(printf, 3, 4))) static void set_why(char *why, size_t why_len,
-                                                          const char *fmt, ...)
-{
-	va_list ap;
-
-	if (why == NULL || why_len == 0) {
-		return;
-	}
-	va_start(ap, fmt);
-	if (vsnprintf(why, why_len, fmt, ap) < 0) {
-		why[0] = '\0';
-	}
-	va_end(ap);
-}
 
 static uint64_t elapsed_us(const struct timespec *since)
 {
@@ -83,7 +68,7 @@ tkm_err tkm_rpc_new(const tkm_rpc_env *env, const tkm_rpc_table *const *tables, 
 	atomic_init(&rpc->seq, 0);
 	if (clock_gettime(CLOCK_MONOTONIC, &rpc->started) != 0) {
 		err = TKM_E_INTERNAL;
-		set_why(why, why_len, "no monotonic clock");
+		tkm_why_set(why, why_len, "no monotonic clock");
 		goto out;
 	}
 	for (size_t t = 0; t < ntables; t++) {
@@ -92,15 +77,15 @@ tkm_err tkm_rpc_new(const tkm_rpc_env *env, const tkm_rpc_table *const *tables, 
 
 			if ((m->flags & TKM_RPC_F_DEBUG) && !allow_debug) {
 				err = TKM_E_INVALID_ARG;
-				set_why(why, why_len, "debug method '%s' in a release build",
-				        m->name);
+				tkm_why_set(why, why_len, "debug method '%s' in a release build",
+				            m->name);
 				goto out;
 			}
 			for (size_t k = 0; k < rpc->count; k++) {
 				if (strcmp(rpc->methods[k]->name, m->name) == 0) {
 					err = TKM_E_INVALID_ARG;
-					set_why(why, why_len, "method '%s' is defined twice",
-					        m->name);
+					tkm_why_set(why, why_len, "method '%s' is defined twice",
+					            m->name);
 					goto out;
 				}
 			}
@@ -159,7 +144,7 @@ tkm_err tkm_rpc_params_check(const tkm_cbor_val *params, const char *const *keys
 		bool known = false;
 
 		if (!tkm_cbor_get_text(k, &name, &len)) {
-			set_why(why, why_len, "params keys must be text strings");
+			tkm_why_set(why, why_len, "params keys must be text strings");
 			return TKM_E_BAD_REQUEST;
 		}
 		for (size_t i = 0; i < nkeys && !known; i++) {
@@ -176,8 +161,8 @@ tkm_err tkm_rpc_params_check(const tkm_cbor_val *params, const char *const *keys
 				shown[i] = printable ? name[i] : '?';
 			}
 			shown[n] = '\0';
-			set_why(why, why_len, "unknown param '%s'%s", shown,
-			        len > n ? " (cut)" : "");
+			tkm_why_set(why, why_len, "unknown param '%s'%s", shown,
+			            len > n ? " (cut)" : "");
 			return TKM_E_BAD_REQUEST;
 		}
 	}
@@ -236,7 +221,8 @@ static tkm_err run(tkm_rpc_ctx *ctx, const tkm_rpc_method *m, const tkm_wire_req
 	}
 	err = tkm_cbor_w_finish(result, &p, &len);
 	if (err == TKM_E_RESOURCE_EXHAUSTED) {
-		set_why(why, why_len, "the result is larger than the server's max_message_size");
+		tkm_why_set(why, why_len,
+		            "the result is larger than the server's max_message_size");
 	}
 	if (err != TKM_OK) {
 		goto out;
@@ -280,7 +266,7 @@ tkm_err tkm_rpc_handle(tkm_rpc *rpc, const uint8_t *buf, size_t len, tkm_cbor_w 
 		m = lookup(rpc, req.method);
 		if (m == NULL) {
 			err = TKM_E_BAD_REQUEST;
-			set_why(why, sizeof(why), "unknown method '%s'", req.method);
+			tkm_why_set(why, sizeof(why), "unknown method '%s'", req.method);
 		}
 	}
 	if (err == TKM_OK) {

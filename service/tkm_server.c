@@ -11,7 +11,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -31,6 +30,7 @@
 
 #include "tkm_log.h"
 #include "tkm_server.h"
+#include "tkm_why.h"
 
 /* A reply the client does not take within this time is dropped. */
 #define TKM_SRV_SEND_TIMEOUT_MS 5000
@@ -62,24 +62,6 @@ struct tkm_srv {
 	bool stopping;          /* guarded by lock */
 	atomic_bool drain_sent; /* a reply was sent after stopping began */
 };
-
-__attribute__((format(printf, 4, 5))) static tkm_err set_why(char *why, size_t why_len, tkm_err err,
-                                                             const char *fmt, ...)
-{
-	va_list ap;
-	int r;
-
-	if (why == NULL || why_len == 0) {
-		return err;
-	}
-	va_start(ap, fmt);
-	r = vsnprintf(why, why_len, fmt, ap);
-	va_end(ap);
-	if (r < 0) {
-		why[0] = '\0';
-	}
-	return err;
-}
 
 /* 127.0.0.0/8, ::1 (also as ::ffff:127.x.y.z) and the name "localhost". */
 static bool host_is_loopback(const char *host)
@@ -115,33 +97,33 @@ tkm_err tkm_srv_check_config(const tkm_config *cfg, char *why, size_t why_len)
 		int rv;
 
 		if (tkm_config_url_scheme(url, &scheme) != TKM_OK) {
-			return set_why(why, why_len, TKM_E_CONFIG,
-			               "listen URL '%s' has an unsupported scheme", url);
+			return tkm_why_fail(why, why_len, TKM_E_CONFIG,
+			                    "listen URL '%s' has an unsupported scheme", url);
 		}
 		if (scheme == TKM_SCHEME_IPC) {
 			if (strlen(ipc_path(url)) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
-				return set_why(why, why_len, TKM_E_CONFIG,
-				               "listen URL '%s': the socket path is longer than "
-				               "%zu bytes",
-				               url,
-				               sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+				return tkm_why_fail(
+				    why, why_len, TKM_E_CONFIG,
+				    "listen URL '%s': the socket path is longer than "
+				    "%zu bytes",
+				    url, sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
 			}
 			continue;
 		}
 		rv = nng_url_parse(&u, url);
 		if (rv != 0) {
-			return set_why(why, why_len, TKM_E_CONFIG, "listen URL '%s': %s", url,
-			               nng_strerror(rv));
+			return tkm_why_fail(why, why_len, TKM_E_CONFIG, "listen URL '%s': %s", url,
+			                    nng_strerror(rv));
 		}
 		if (u->u_port == NULL || u->u_port[0] == '\0') {
 			nng_url_free(u);
-			return set_why(why, why_len, TKM_E_CONFIG,
-			               "listen URL '%s' needs a port (HOST:PORT)", url);
+			return tkm_why_fail(why, why_len, TKM_E_CONFIG,
+			                    "listen URL '%s' needs a port (HOST:PORT)", url);
 		}
 		loopback = host_is_loopback(u->u_hostname);
 		nng_url_free(u);
 		if (scheme == TKM_SCHEME_TCP && !loopback && !cfg->allow_insecure_tcp) {
-			return set_why(
+			return tkm_why_fail(
 			    why, why_len, TKM_E_CONFIG,
 			    "refusing to listen on '%s': plain tcp:// on an address other than "
 			    "loopback (127.0.0.0/8, ::1, localhost) would expose requests and "
@@ -171,36 +153,37 @@ static tkm_err ipc_remove_stale(const char *url, char *why, size_t why_len)
 		if (errno == ENOENT) {
 			return TKM_OK;
 		}
-		return set_why(why, why_len, TKM_E_IO, "listen URL '%s': %s", url, strerror(errno));
+		return tkm_why_fail(why, why_len, TKM_E_IO, "listen URL '%s': %s", url,
+		                    strerror(errno));
 	}
 	if (!S_ISSOCK(st.st_mode)) {
-		return set_why(why, why_len, TKM_E_IO,
-		               "listen URL '%s': %s exists and is not a socket; not removing it",
-		               url, path);
+		return tkm_why_fail(
+		    why, why_len, TKM_E_IO,
+		    "listen URL '%s': %s exists and is not a socket; not removing it", url, path);
 	}
 	memset(&sa, 0, sizeof(sa));
 	sa.sun_family = AF_UNIX;
 	memcpy(sa.sun_path, path, strlen(path)); /* length checked by tkm_srv_check_config */
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
-		err = set_why(why, why_len, TKM_E_IO, "socket: %s", strerror(errno));
+		err = tkm_why_fail(why, why_len, TKM_E_IO, "socket: %s", strerror(errno));
 		goto out;
 	}
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-		err = set_why(why, why_len, TKM_E_IO,
-		              "listen URL '%s': another process is already listening on %s", url,
-		              path);
+		err = tkm_why_fail(why, why_len, TKM_E_IO,
+		                   "listen URL '%s': another process is already listening on %s",
+		                   url, path);
 		goto out;
 	}
 	if (errno != ECONNREFUSED) {
-		err = set_why(why, why_len, TKM_E_IO, "listen URL '%s': cannot probe %s: %s", url,
-		              path, strerror(errno));
+		err = tkm_why_fail(why, why_len, TKM_E_IO, "listen URL '%s': cannot probe %s: %s",
+		                   url, path, strerror(errno));
 		goto out;
 	}
 	if (unlink(path) != 0 && errno != ENOENT) {
-		err = set_why(why, why_len, TKM_E_IO,
-		              "listen URL '%s': cannot remove stale socket %s: %s", url, path,
-		              strerror(errno));
+		err = tkm_why_fail(why, why_len, TKM_E_IO,
+		                   "listen URL '%s': cannot remove stale socket %s: %s", url, path,
+		                   strerror(errno));
 		goto out;
 	}
 	tkm_log_begin(&line, TKM_LOG_INFO, "removed stale IPC socket");
@@ -229,14 +212,14 @@ static tkm_err read_pem(const char *what, const char *path, bool secret, char **
 	*out = NULL;
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
-		return set_why(why, why_len, TKM_E_CONFIG, "tls.%s %s: %s", what, path,
-		               strerror(errno));
+		return tkm_why_fail(why, why_len, TKM_E_CONFIG, "tls.%s %s: %s", what, path,
+		                    strerror(errno));
 	}
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
 	    st.st_size > TKM_SRV_PEM_MAX) {
-		err = set_why(why, why_len, TKM_E_CONFIG,
-		              "tls.%s %s: not a regular, non-empty file of at most %d bytes", what,
-		              path, TKM_SRV_PEM_MAX);
+		err = tkm_why_fail(why, why_len, TKM_E_CONFIG,
+		                   "tls.%s %s: not a regular, non-empty file of at most %d bytes",
+		                   what, path, TKM_SRV_PEM_MAX);
 		goto out;
 	}
 	len = (size_t)st.st_size;
@@ -251,8 +234,8 @@ static tkm_err read_pem(const char *what, const char *path, bool secret, char **
 			continue;
 		}
 		if (r <= 0) {
-			err = set_why(why, why_len, TKM_E_CONFIG, "tls.%s %s: %s", what, path,
-			              r < 0 ? strerror(errno) : "file shrank while reading");
+			err = tkm_why_fail(why, why_len, TKM_E_CONFIG, "tls.%s %s: %s", what, path,
+			                   r < 0 ? strerror(errno) : "file shrank while reading");
 			goto out;
 		}
 		got += (size_t)r;
@@ -282,8 +265,8 @@ static tkm_err make_tls(const tkm_config *cfg, nng_tls_config **out, char *why, 
 
 	*out = NULL;
 	if (strcmp(nng_tls_engine_name(), "none") == 0) {
-		return set_why(why, why_len, TKM_E_CONFIG,
-		               "tls+tcp:// needs an nng built with TLS support");
+		return tkm_why_fail(why, why_len, TKM_E_CONFIG,
+		                    "tls+tcp:// needs an nng built with TLS support");
 	}
 	err = read_pem("cert_file", cfg->tls_cert_file, false, &cert, why, why_len);
 	if (err != TKM_OK) {
@@ -295,16 +278,17 @@ static tkm_err make_tls(const tkm_config *cfg, nng_tls_config **out, char *why, 
 	}
 	rv = nng_tls_config_alloc(&tls, NNG_TLS_MODE_SERVER);
 	if (rv != 0) {
-		err = set_why(why, why_len, TKM_E_IO, "TLS configuration: %s", nng_strerror(rv));
+		err =
+		    tkm_why_fail(why, why_len, TKM_E_IO, "TLS configuration: %s", nng_strerror(rv));
 		goto out;
 	}
 	rv = nng_tls_config_own_cert(tls, cert, key, NULL);
 	if (rv != 0) {
-		err = set_why(why, why_len, TKM_E_CONFIG,
-		              "cannot use tls.cert_file %s with tls.key_file %s: %s "
-		              "(both must be PEM, the key unencrypted and matching the "
-		              "certificate)",
-		              cfg->tls_cert_file, cfg->tls_key_file, nng_strerror(rv));
+		err = tkm_why_fail(why, why_len, TKM_E_CONFIG,
+		                   "cannot use tls.cert_file %s with tls.key_file %s: %s "
+		                   "(both must be PEM, the key unencrypted and matching the "
+		                   "certificate)",
+		                   cfg->tls_cert_file, cfg->tls_key_file, nng_strerror(rv));
 		goto out;
 	}
 	*out = tls;
@@ -331,7 +315,8 @@ static tkm_err start_listener(tkm_srv *srv, const tkm_config *cfg, const char *u
 	int rv;
 
 	if (tkm_config_url_scheme(url, &scheme) != TKM_OK) {
-		return set_why(why, why_len, TKM_E_CONFIG, "listen URL '%s': unsupported", url);
+		return tkm_why_fail(why, why_len, TKM_E_CONFIG, "listen URL '%s': unsupported",
+		                    url);
 	}
 	if (scheme == TKM_SCHEME_IPC) {
 		tkm_err err = ipc_remove_stale(url, why, why_len);
@@ -350,8 +335,8 @@ static tkm_err start_listener(tkm_srv *srv, const tkm_config *cfg, const char *u
 		rv = nng_listener_start(l, 0);
 	}
 	if (rv != 0) {
-		return set_why(why, why_len, TKM_E_IO, "cannot listen on '%s': %s", url,
-		               nng_strerror(rv));
+		return tkm_why_fail(why, why_len, TKM_E_IO, "cannot listen on '%s': %s", url,
+		                    nng_strerror(rv));
 	}
 	if (scheme != TKM_SCHEME_IPC &&
 	    nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port) != 0) {
@@ -505,15 +490,15 @@ tkm_err tkm_srv_start(const tkm_config *cfg, tkm_rpc *rpc, tkm_srv **out, char *
 	srv->nworkers = cfg->workers;
 	rv = nng_rep0_open(&srv->sock);
 	if (rv != 0) {
-		err = set_why(why, why_len, TKM_E_IO, "cannot open the REP socket: %s",
-		              nng_strerror(rv));
+		err = tkm_why_fail(why, why_len, TKM_E_IO, "cannot open the REP socket: %s",
+		                   nng_strerror(rv));
 		goto out;
 	}
 	srv->sock_open = true;
 	rv = nng_socket_set_size(srv->sock, NNG_OPT_RECVMAXSZ, cfg->max_message_size);
 	if (rv != 0) {
-		err = set_why(why, why_len, TKM_E_IO, "cannot limit the message size: %s",
-		              nng_strerror(rv));
+		err = tkm_why_fail(why, why_len, TKM_E_IO, "cannot limit the message size: %s",
+		                   nng_strerror(rv));
 		goto out;
 	}
 	if (cfg->tls_cert_file != NULL) {
@@ -538,14 +523,14 @@ tkm_err tkm_srv_start(const tkm_config *cfg, tkm_rpc *rpc, tkm_srv **out, char *
 			rv = nng_aio_alloc(&w->aio, NULL, NULL);
 		}
 		if (rv != 0) {
-			err = set_why(why, why_len, TKM_E_IO, "cannot set up worker %zu: %s", i,
-			              nng_strerror(rv));
+			err = tkm_why_fail(why, why_len, TKM_E_IO, "cannot set up worker %zu: %s",
+			                   i, nng_strerror(rv));
 			goto out;
 		}
 		rv = pthread_create(&w->thread, NULL, worker_main, w);
 		if (rv != 0) {
-			err = set_why(why, why_len, TKM_E_IO, "cannot start worker %zu: %s", i,
-			              strerror(rv));
+			err = tkm_why_fail(why, why_len, TKM_E_IO, "cannot start worker %zu: %s", i,
+			                   strerror(rv));
 			goto out;
 		}
 		w->running = true;
@@ -554,7 +539,7 @@ tkm_err tkm_srv_start(const tkm_config *cfg, tkm_rpc *rpc, tkm_srv **out, char *
 	srv = NULL;
 out:
 	if (err == TKM_E_NOMEM) {
-		(void)set_why(why, why_len, err, "out of memory while starting the server");
+		(void)tkm_why_fail(why, why_len, err, "out of memory while starting the server");
 	}
 	if (tls != NULL) {
 		nng_tls_config_free(tls); /* listeners hold their own reference */

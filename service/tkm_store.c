@@ -8,7 +8,6 @@
  */
 #include <errno.h>
 #include <libgen.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +19,7 @@
 
 #include "tkm/client.h"
 #include "tkm_store.h"
+#include "tkm_why.h"
 
 #define TKM_STORE_BUSY_TIMEOUT_MS 5000
 
@@ -28,28 +28,10 @@ struct tkm_store {
 	int version;
 };
 
-__attribute__((format(printf, 4, 5))) static tkm_err set_why(char *why, size_t why_len, tkm_err err,
-                                                             const char *fmt, ...)
-{
-	va_list ap;
-	int r;
-
-	if (why == NULL || why_len == 0) {
-		return err;
-	}
-	va_start(ap, fmt);
-	r = vsnprintf(why, why_len, fmt, ap);
-	va_end(ap);
-	if (r < 0) {
-		why[0] = '\0';
-	}
-	return err;
-}
-
 static tkm_err db_fail(sqlite3 *db, const char *path, const char *what, char *why, size_t why_len)
 {
-	return set_why(why, why_len, TKM_E_IO, "database %s: %s: %s", path, what,
-	               db != NULL ? sqlite3_errmsg(db) : "out of memory");
+	return tkm_why_fail(why, why_len, TKM_E_IO, "database %s: %s: %s", path, what,
+	                    db != NULL ? sqlite3_errmsg(db) : "out of memory");
 }
 
 /* SQLite would say only "unable to open database file"; say which directory is missing. */
@@ -65,12 +47,12 @@ static tkm_err check_parent_dir(const char *path, char *why, size_t why_len)
 	}
 	dir = dirname(copy);
 	if (stat(dir, &st) != 0) {
-		err = set_why(why, why_len, TKM_E_IO,
-		              "database %s: directory %s: %s (tkmd does not create it)", path, dir,
-		              strerror(errno));
+		err = tkm_why_fail(why, why_len, TKM_E_IO,
+		                   "database %s: directory %s: %s (tkmd does not create it)", path,
+		                   dir, strerror(errno));
 	} else if (!S_ISDIR(st.st_mode)) {
-		err = set_why(why, why_len, TKM_E_IO, "database %s: %s is not a directory", path,
-		              dir);
+		err = tkm_why_fail(why, why_len, TKM_E_IO, "database %s: %s is not a directory",
+		                   path, dir);
 	}
 	free(copy);
 	return err;
@@ -96,7 +78,8 @@ static tkm_err exec_int(sqlite3 *db, const char *path, const char *sql, int *res
 		err = db_fail(db, path, sql, why, why_len);
 		goto out;
 	} else if (result != NULL) {
-		err = set_why(why, why_len, TKM_E_IO, "database %s: %s returned no row", path, sql);
+		err = tkm_why_fail(why, why_len, TKM_E_IO, "database %s: %s returned no row", path,
+		                   sql);
 	}
 out:
 	sqlite3_finalize(stmt);
@@ -124,9 +107,9 @@ static tkm_err set_wal(sqlite3 *db, const char *path, char *why, size_t why_len)
 	}
 	mode = sqlite3_column_text(stmt, 0);
 	if (mode == NULL || strcmp((const char *)mode, "wal") != 0) {
-		err = set_why(why, why_len, TKM_E_IO,
-		              "database %s: journal mode is \"%s\", not \"wal\"", path,
-		              mode != NULL ? (const char *)mode : "?");
+		err = tkm_why_fail(why, why_len, TKM_E_IO,
+		                   "database %s: journal mode is \"%s\", not \"wal\"", path,
+		                   mode != NULL ? (const char *)mode : "?");
 	}
 out:
 	sqlite3_finalize(stmt);
@@ -149,7 +132,8 @@ static tkm_err migrate_1(sqlite3 *db, const char *path, char *why, size_t why_le
 	}
 	if (gmtime_r(&now, &tm) == NULL ||
 	    strftime(created_at, sizeof(created_at), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) {
-		err = set_why(why, why_len, TKM_E_IO, "database %s: cannot format the time", path);
+		err = tkm_why_fail(why, why_len, TKM_E_IO, "database %s: cannot format the time",
+		                   path);
 		goto out;
 	}
 	if (sqlite3_prepare_v2(db,
@@ -195,10 +179,10 @@ static tkm_err migrate(sqlite3 *db, const char *path, int *version, char *why, s
 		goto out;
 	}
 	if (current > TKM_STORE_SCHEMA_VERSION || current < 0) {
-		err = set_why(why, why_len, TKM_E_FAILED_PRECONDITION,
-		              "database %s has schema version %d, but this tkm %s knows only "
-		              "versions up to %d; it was written by a newer tkm, use that one",
-		              path, current, tkm_version(), TKM_STORE_SCHEMA_VERSION);
+		err = tkm_why_fail(why, why_len, TKM_E_FAILED_PRECONDITION,
+		                   "database %s has schema version %d, but this tkm %s knows only "
+		                   "versions up to %d; it was written by a newer tkm, use that one",
+		                   path, current, tkm_version(), TKM_STORE_SCHEMA_VERSION);
 		goto out;
 	}
 	for (size_t i = 0; i < sizeof(tkm_store_migrations) / sizeof(tkm_store_migrations[0]);
@@ -217,8 +201,8 @@ static tkm_err migrate(sqlite3 *db, const char *path, int *version, char *why, s
 		r = snprintf(sql, sizeof(sql), "PRAGMA user_version = %d",
 		             tkm_store_migrations[i].version);
 		if (r < 0 || (size_t)r >= sizeof(sql)) {
-			err = set_why(why, why_len, TKM_E_IO, "database %s: migration bookkeeping",
-			              path);
+			err = tkm_why_fail(why, why_len, TKM_E_IO,
+			                   "database %s: migration bookkeeping", path);
 			goto out;
 		}
 		err = exec_sql(db, path, sql, why, why_len);
@@ -281,8 +265,8 @@ tkm_err tkm_store_open(const char *path, tkm_store **out, char *why, size_t why_
 		goto out;
 	}
 	if (fk != 1) {
-		err = set_why(why, why_len, TKM_E_IO,
-		              "database %s: this SQLite cannot enforce foreign keys", path);
+		err = tkm_why_fail(why, why_len, TKM_E_IO,
+		                   "database %s: this SQLite cannot enforce foreign keys", path);
 		goto out;
 	}
 	err = migrate(db, path, &st->version, why, why_len);
@@ -295,7 +279,7 @@ tkm_err tkm_store_open(const char *path, tkm_store **out, char *why, size_t why_
 	st = NULL;
 out:
 	if (err == TKM_E_NOMEM) {
-		(void)set_why(why, why_len, err, "database %s: out of memory", path);
+		(void)tkm_why_fail(why, why_len, err, "database %s: out of memory", path);
 	}
 	sqlite3_close_v2(db);
 	tkm_store_close(st);
