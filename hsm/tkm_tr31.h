@@ -8,9 +8,10 @@
  * this module for the bytes around them.
  *
  * Import order for the crypto layer: tkm_tr31_decode() (structure only, to
- * find the payload and the MAC), then verify the MAC, then
- * tkm_tr31_header_check() (what the standard forbids). Nothing from an
- * unauthenticated header is acted upon before the MAC is verified.
+ * find the payload and the MAC), then decrypt in the HSM and verify the MAC
+ * (it covers the clear payload), then tkm_tr31_header_check() (what the
+ * standard forbids). Nothing from an unauthenticated header but the version
+ * is acted upon before the MAC is verified.
  *
  * Every failure caused by the input is TKM_E_BAD_REQUEST with a sentence in
  * why; TKM_E_INVALID_ARG is a caller bug (NULL, buffer too small).
