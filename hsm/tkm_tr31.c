@@ -12,12 +12,12 @@
  * blocks, 7.3.1 payload), ASC TR-31:2018 (its predecessor; versions A, B, C),
  * ANSI X9.24-1:2017 (KCVs, key strength).
  */
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "tkm_tr31.h"
+#include "tkm_why.h"
 
 /* Key block protection: cipher block and MAC length in bytes per version. */
 static const struct tr31_version {
@@ -101,22 +101,6 @@ static const char *const tr31_opt_ids[] = {
  */
 #define TR31_EXT_DIGITS_DEFAULT 4
 #define TR31_SHORT_MAX          0xFF
-
-__attribute__((format(printf, 4, 5))) static tkm_err fail(char *why, size_t why_len, tkm_err err,
-                                                          const char *fmt, ...)
-{
-	va_list ap;
-
-	if (why == NULL || why_len == 0) {
-		return err;
-	}
-	va_start(ap, fmt);
-	if (vsnprintf(why, why_len, fmt, ap) < 0) {
-		why[0] = '\0';
-	}
-	va_end(ap);
-	return err;
-}
 
 static bool is_print(char c)
 {
@@ -248,13 +232,13 @@ tkm_err tkm_tr31_version_params(char version, size_t *block_len, size_t *mac_len
 
 	if (v == NULL) {
 		if (version == 'E') {
-			return fail(why, why_len, TKM_E_BAD_REQUEST,
-			            "key block version 'E' (ISO 20038) is not supported; "
-			            "use A, B, C or D");
+			return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST,
+			                    "key block version 'E' (ISO 20038) is not supported; "
+			                    "use A, B, C or D");
 		}
-		return fail(why, why_len, TKM_E_BAD_REQUEST,
-		            "unknown key block version '%c' (0x%02x); use A, B, C or D",
-		            show(version), (unsigned)(unsigned char)version);
+		return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST,
+		                    "unknown key block version '%c' (0x%02x); use A, B, C or D",
+		                    show(version), (unsigned)(unsigned char)version);
 	}
 	if (block_len != NULL) {
 		*block_len = v->block_len;
@@ -301,16 +285,17 @@ static tkm_err header_len(const tkm_tr31_header *hdr, size_t *out, char *why, si
 		size_t one, ext;
 
 		if (!opt_wire_len(&hdr->opt[i], &one, &ext)) {
-			return fail(
+			return tkm_why_fail(
 			    why, why_len, TKM_E_BAD_REQUEST,
 			    "optional block %s: %u data characters do not fit its length field",
 			    hdr->opt[i].id, (unsigned)hdr->opt[i].data_len);
 		}
 		len += one;
 		if (len > TKM_TR31_MAX_LEN) {
-			return fail(why, why_len, TKM_E_BAD_REQUEST,
-			            "optional blocks make the header longer than %d characters",
-			            TKM_TR31_MAX_LEN);
+			return tkm_why_fail(
+			    why, why_len, TKM_E_BAD_REQUEST,
+			    "optional blocks make the header longer than %d characters",
+			    TKM_TR31_MAX_LEN);
 		}
 	}
 	*out = len;
@@ -336,29 +321,32 @@ static tkm_err decode_opt(const char *kb, size_t end, size_t *pos, tkm_tr31_head
 	tkm_tr31_opt *opt;
 
 	if (end - p < 4) {
-		return fail(why, why_len, TKM_E_BAD_REQUEST,
-		            "optional block %zu is truncated at character %zu", hdr->n_opt + 1, p);
+		return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST,
+		                    "optional block %zu is truncated at character %zu",
+		                    hdr->n_opt + 1, p);
 	}
 	if (!is_alnum(kb[p]) || !is_alnum(kb[p + 1])) {
-		return fail(why, why_len, TKM_E_BAD_REQUEST,
-		            "optional block %zu: ID '%c%c' is not two alphanumerics",
-		            hdr->n_opt + 1, kb[p], kb[p + 1]);
+		return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST,
+		                    "optional block %zu: ID '%c%c' is not two alphanumerics",
+		                    hdr->n_opt + 1, kb[p], kb[p + 1]);
 	}
 	if (!parse_hex(kb + p + 2, 2, &blen)) {
-		return fail(why, why_len, TKM_E_BAD_REQUEST,
-		            "optional block %.2s: length '%.2s' is not two upper-case hex digits",
-		            kb + p, kb + p + 2);
+		return tkm_why_fail(
+		    why, why_len, TKM_E_BAD_REQUEST,
+		    "optional block %.2s: length '%.2s' is not two upper-case hex digits", kb + p,
+		    kb + p + 2);
 	}
 	if (blen == 0) {
 		/* X9.143 extended length: "00", the number of length digits, the length. */
 		if (end - p < 6 || !parse_hex(kb + p + 4, 2, &ext) || ext == 0 || ext > 4) {
-			return fail(why, why_len, TKM_E_BAD_REQUEST,
-			            "optional block %.2s: extended length needs a length-of-length "
-			            "of 01 to 04",
-			            kb + p);
+			return tkm_why_fail(
+			    why, why_len, TKM_E_BAD_REQUEST,
+			    "optional block %.2s: extended length needs a length-of-length "
+			    "of 01 to 04",
+			    kb + p);
 		}
 		if (end - p < 6 + ext || !parse_hex(kb + p + 6, ext, &blen)) {
-			return fail(
+			return tkm_why_fail(
 			    why, why_len, TKM_E_BAD_REQUEST,
 			    "optional block %.2s: extended length is not %zu upper-case hex "
 			    "digits",
@@ -367,20 +355,22 @@ static tkm_err decode_opt(const char *kb, size_t end, size_t *pos, tkm_tr31_head
 		hlen = 6 + ext;
 	}
 	if (blen < hlen) {
-		return fail(why, why_len, TKM_E_BAD_REQUEST,
-		            "optional block %.2s: length %zu is shorter than its own ID and length "
-		            "(%zu)",
-		            kb + p, blen, hlen);
+		return tkm_why_fail(
+		    why, why_len, TKM_E_BAD_REQUEST,
+		    "optional block %.2s: length %zu is shorter than its own ID and length "
+		    "(%zu)",
+		    kb + p, blen, hlen);
 	}
 	if (blen > end - p) {
-		return fail(why, why_len, TKM_E_BAD_REQUEST,
-		            "optional block %.2s: length %zu runs past the end of the key block",
-		            kb + p, blen);
+		return tkm_why_fail(
+		    why, why_len, TKM_E_BAD_REQUEST,
+		    "optional block %.2s: length %zu runs past the end of the key block", kb + p,
+		    blen);
 	}
 	if (hdr->n_opt > 0 && id_eq(hdr->opt[hdr->n_opt - 1].id, "PB")) {
-		return fail(why, why_len, TKM_E_BAD_REQUEST,
-		            "optional block %.2s follows PB; the padding block must be last",
-		            kb + p);
+		return tkm_why_fail(
+		    why, why_len, TKM_E_BAD_REQUEST,
+		    "optional block %.2s follows PB; the padding block must be last", kb + p);
 	}
 	/* The pool is as large as a whole key block: data always fits. */
 	opt = &hdr->opt[hdr->n_opt];
@@ -409,20 +399,21 @@ tkm_err tkm_tr31_decode(const char *kb, size_t kb_len, tkm_tr31_header *hdr,
 	tkm_tr31_header_clear(hdr);
 	memset(layout, 0, sizeof(*layout));
 	if (kb_len < TKM_TR31_FIXED_LEN) {
-		return fail(why, why_len, TKM_E_BAD_REQUEST,
-		            "key block is %zu characters, shorter than the %d-character header",
-		            kb_len, TKM_TR31_FIXED_LEN);
+		return tkm_why_fail(
+		    why, why_len, TKM_E_BAD_REQUEST,
+		    "key block is %zu characters, shorter than the %d-character header", kb_len,
+		    TKM_TR31_FIXED_LEN);
 	}
 	if (kb_len > TKM_TR31_MAX_LEN) {
-		return fail(why, why_len, TKM_E_BAD_REQUEST,
-		            "key block is %zu characters; the length field allows %d", kb_len,
-		            TKM_TR31_MAX_LEN);
+		return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST,
+		                    "key block is %zu characters; the length field allows %d",
+		                    kb_len, TKM_TR31_MAX_LEN);
 	}
 	for (size_t i = 0; i < kb_len; i++) {
 		if (!is_print(kb[i])) {
-			return fail(why, why_len, TKM_E_BAD_REQUEST,
-			            "character %zu (0x%02x) is not printable ASCII", i,
-			            (unsigned)(unsigned char)kb[i]);
+			return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST,
+			                    "character %zu (0x%02x) is not printable ASCII", i,
+			                    (unsigned)(unsigned char)kb[i]);
 		}
 	}
 	err = tkm_tr31_version_params(kb[0], &block_len, &mac_len, why, why_len);
@@ -430,23 +421,25 @@ tkm_err tkm_tr31_decode(const char *kb, size_t kb_len, tkm_tr31_header *hdr,
 		return err;
 	}
 	if (!parse_dec(kb + 1, 4, &declared)) {
-		return fail(why, why_len, TKM_E_BAD_REQUEST,
-		            "length field '%.4s' is not four decimal digits", kb + 1);
+		return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST,
+		                    "length field '%.4s' is not four decimal digits", kb + 1);
 	}
 	if (declared != kb_len) {
-		return fail(why, why_len, TKM_E_BAD_REQUEST,
-		            "length field says %zu characters, the key block has %zu", declared,
-		            kb_len);
+		return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST,
+		                    "length field says %zu characters, the key block has %zu",
+		                    declared, kb_len);
 	}
 	for (size_t i = 5; i < TKM_TR31_FIXED_LEN; i++) {
 		if (i != 12 && i != 13 && !is_alnum(kb[i])) {
-			return fail(why, why_len, TKM_E_BAD_REQUEST,
-			            "header character %zu '%c' is not alphanumeric", i, kb[i]);
+			return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST,
+			                    "header character %zu '%c' is not alphanumeric", i,
+			                    kb[i]);
 		}
 	}
 	if (!parse_dec(kb + 12, 2, &n_opt)) {
-		return fail(why, why_len, TKM_E_BAD_REQUEST,
-		            "number of optional blocks '%.2s' is not two decimal digits", kb + 12);
+		return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST,
+		                    "number of optional blocks '%.2s' is not two decimal digits",
+		                    kb + 12);
 	}
 	hdr->version = kb[0];
 	memcpy(hdr->usage, kb + 5, 2);
@@ -465,14 +458,15 @@ tkm_err tkm_tr31_decode(const char *kb, size_t kb_len, tkm_tr31_header *hdr,
 		}
 	}
 	if (pos % block_len != 0) {
-		return fail(why, why_len, TKM_E_BAD_REQUEST,
-		            "header is %zu characters, not a multiple of version %c's %zu-byte "
-		            "block",
-		            pos, hdr->version, block_len);
+		return tkm_why_fail(
+		    why, why_len, TKM_E_BAD_REQUEST,
+		    "header is %zu characters, not a multiple of version %c's %zu-byte "
+		    "block",
+		    pos, hdr->version, block_len);
 	}
 	rest = kb_len - pos;
 	if (rest < 2 * (block_len + mac_len)) {
-		return fail(
+		return tkm_why_fail(
 		    why, why_len, TKM_E_BAD_REQUEST,
 		    "%zu characters after the header cannot hold one %zu-byte payload block "
 		    "and the %zu-byte MAC",
@@ -480,17 +474,19 @@ tkm_err tkm_tr31_decode(const char *kb, size_t kb_len, tkm_tr31_header *hdr,
 	}
 	payload_hex = rest - 2 * mac_len;
 	if (payload_hex % (2 * block_len) != 0) {
-		return fail(why, why_len, TKM_E_BAD_REQUEST,
-		            "encrypted payload would be %zu hex characters, not whole %zu-byte "
-		            "blocks: payload or MAC truncated",
-		            payload_hex, block_len);
+		return tkm_why_fail(
+		    why, why_len, TKM_E_BAD_REQUEST,
+		    "encrypted payload would be %zu hex characters, not whole %zu-byte "
+		    "blocks: payload or MAC truncated",
+		    payload_hex, block_len);
 	}
 	for (size_t i = pos; i < kb_len; i++) {
 		if (hex_val(kb[i]) < 0) {
-			return fail(why, why_len, TKM_E_BAD_REQUEST,
-			            "character %zu '%c' of the payload or MAC is not an upper-case "
-			            "hex digit",
-			            i, kb[i]);
+			return tkm_why_fail(
+			    why, why_len, TKM_E_BAD_REQUEST,
+			    "character %zu '%c' of the payload or MAC is not an upper-case "
+			    "hex digit",
+			    i, kb[i]);
 		}
 	}
 	layout->total_len = kb_len;
@@ -535,16 +531,16 @@ static tkm_err kcv_parse(const char *id, const char *data, size_t len, tkm_tr31_
 	size_t alg = 0, max, n;
 
 	if (len < 2 || !parse_hex(data, 2, &alg) || alg > TKM_TR31_KCV_CMAC) {
-		return fail(why, why_len, TKM_E_BAD_REQUEST,
-		            "optional block %s: KCV algorithm must be 00 (legacy) or 01 (CMAC)",
-		            id);
+		return tkm_why_fail(
+		    why, why_len, TKM_E_BAD_REQUEST,
+		    "optional block %s: KCV algorithm must be 00 (legacy) or 01 (CMAC)", id);
 	}
 	max = alg == TKM_TR31_KCV_LEGACY ? 3 : 5;
 	n = (len - 2) / 2;
 	if ((len - 2) % 2 != 0 || !all_hex(data + 2, len - 2) || n < 2 || n > max) {
-		return fail(why, why_len, TKM_E_BAD_REQUEST,
-		            "optional block %s: KCV must be 2 to %zu bytes of upper-case hex", id,
-		            max);
+		return tkm_why_fail(
+		    why, why_len, TKM_E_BAD_REQUEST,
+		    "optional block %s: KCV must be 2 to %zu bytes of upper-case hex", id, max);
 	}
 	out->algorithm = (uint8_t)alg;
 	out->len = n;
@@ -571,32 +567,34 @@ static tkm_err check_opt_content(const tkm_tr31_header *hdr, const tkm_tr31_opt 
 		 * usages X9.143's own example (8.2) uses KS as a free key set label.
 		 */
 		if (is_dukpt_usage(hdr) && hdr->algorithm == 'A') {
-			return fail(
+			return tkm_why_fail(
 			    why, why_len, TKM_E_BAD_REQUEST,
 			    "optional block KS: an AES DUKPT key is identified by IK or BI, "
 			    "not by a TDES key serial number");
 		}
 		if (is_dukpt_usage(hdr) && ((n != 20 && n != 16) || !all_hex(d, n))) {
-			return fail(
+			return tkm_why_fail(
 			    why, why_len, TKM_E_BAD_REQUEST,
 			    "optional block KS: a TDES DUKPT key serial number is 20 (or 16) "
 			    "upper-case hex digits");
 		}
 		if (n == 0) {
-			return fail(why, why_len, TKM_E_BAD_REQUEST, "optional block KS is empty");
+			return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST,
+			                    "optional block KS is empty");
 		}
 		return TKM_OK;
 	}
 	if (id_eq(opt->id, "IK")) {
 		/* Initial key ID of an initial AES DUKPT key (X9.24-3:2017; X9.143 6.3.6.6). */
 		if (!id_eq(hdr->usage, "B1") || hdr->algorithm != 'A') {
-			return fail(why, why_len, TKM_E_BAD_REQUEST,
-			            "optional block IK belongs only to an initial AES DUKPT key "
-			            "(usage B1, algorithm A), not to %s/%c",
-			            hdr->usage, show(hdr->algorithm));
+			return tkm_why_fail(
+			    why, why_len, TKM_E_BAD_REQUEST,
+			    "optional block IK belongs only to an initial AES DUKPT key "
+			    "(usage B1, algorithm A), not to %s/%c",
+			    hdr->usage, show(hdr->algorithm));
 		}
 		if (n != 16 || !all_hex(d, n)) {
-			return fail(
+			return tkm_why_fail(
 			    why, why_len, TKM_E_BAD_REQUEST,
 			    "optional block IK: the initial key ID is 16 upper-case hex digits");
 		}
@@ -617,9 +615,9 @@ static tkm_err check_opt_content(const tkm_tr31_header *hdr, const tkm_tr31_opt 
 		if (kcv.algorithm == TKM_TR31_KCV_LEGACY &&
 		    ((id_eq(opt->id, "KC") && hdr->algorithm == 'A') ||
 		     (id_eq(opt->id, "KP") && hdr->version == 'D'))) {
-			return fail(why, why_len, TKM_E_BAD_REQUEST,
-			            "optional block %s: the KCV of an AES key must use CMAC (01)",
-			            opt->id);
+			return tkm_why_fail(
+			    why, why_len, TKM_E_BAD_REQUEST,
+			    "optional block %s: the KCV of an AES key must use CMAC (01)", opt->id);
 		}
 		return TKM_OK;
 	}
@@ -627,21 +625,23 @@ static tkm_err check_opt_content(const tkm_tr31_header *hdr, const tkm_tr31_opt 
 		/* X9.143:2021 6.3.6.2 table 9: "00" + TDES KSI (5 bytes), "01" + AES BDK ID (4). */
 		if (!(n == 12 && d[0] == '0' && d[1] == '0' && all_hex(d, n)) &&
 		    !(n == 10 && d[0] == '0' && d[1] == '1' && all_hex(d, n))) {
-			return fail(why, why_len, TKM_E_BAD_REQUEST,
-			            "optional block BI must be 00 and a 10-digit KSI, or 01 and an "
-			            "8-digit BDK ID, in upper-case hex");
+			return tkm_why_fail(
+			    why, why_len, TKM_E_BAD_REQUEST,
+			    "optional block BI must be 00 and a 10-digit KSI, or 01 and an "
+			    "8-digit BDK ID, in upper-case hex");
 		}
 		return TKM_OK;
 	}
 	if (id_eq(opt->id, "HM")) {
 		/* X9.143:2021 6.3.6.5: the hash of an HMAC key, two hex digits. */
 		if (hdr->algorithm != 'H') {
-			return fail(why, why_len, TKM_E_BAD_REQUEST,
-			            "optional block HM belongs only to an HMAC key (algorithm H)");
+			return tkm_why_fail(
+			    why, why_len, TKM_E_BAD_REQUEST,
+			    "optional block HM belongs only to an HMAC key (algorithm H)");
 		}
 		if (n != 2 || !all_hex(d, n)) {
-			return fail(why, why_len, TKM_E_BAD_REQUEST,
-			            "optional block HM is two upper-case hex digits");
+			return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST,
+			                    "optional block HM is two upper-case hex digits");
 		}
 		return TKM_OK;
 	}
@@ -651,44 +651,46 @@ static tkm_err check_opt_content(const tkm_tr31_header *hdr, const tkm_tr31_opt 
 static tkm_err check_opts(const tkm_tr31_header *hdr, char *why, size_t why_len)
 {
 	if (hdr->n_opt > TKM_TR31_MAX_OPT) {
-		return fail(why, why_len, TKM_E_BAD_REQUEST, "more than %d optional blocks",
-		            TKM_TR31_MAX_OPT);
+		return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST, "more than %d optional blocks",
+		                    TKM_TR31_MAX_OPT);
 	}
 	for (size_t i = 0; i < hdr->n_opt; i++) {
 		const tkm_tr31_opt *opt = &hdr->opt[i];
 		tkm_err err;
 
 		if (!id_ok(opt->id)) {
-			return fail(why, why_len, TKM_E_BAD_REQUEST,
-			            "optional block %zu: ID is not two alphanumerics", i + 1);
+			return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST,
+			                    "optional block %zu: ID is not two alphanumerics",
+			                    i + 1);
 		}
 		if (!opt_id_known(opt->id) && !(is_digit(opt->id[0]) && is_digit(opt->id[1]))) {
-			return fail(why, why_len, TKM_E_BAD_REQUEST,
-			            "optional block %s is neither defined by X9.143 nor a numeric "
-			            "proprietary ID",
-			            opt->id);
+			return tkm_why_fail(
+			    why, why_len, TKM_E_BAD_REQUEST,
+			    "optional block %s is neither defined by X9.143 nor a numeric "
+			    "proprietary ID",
+			    opt->id);
 		}
 		for (size_t j = 0; j < i; j++) {
 			if (id_eq(hdr->opt[j].id, opt->id)) {
-				return fail(why, why_len, TKM_E_BAD_REQUEST,
-				            "optional block %s appears twice", opt->id);
+				return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST,
+				                    "optional block %s appears twice", opt->id);
 			}
 		}
 		if (id_eq(opt->id, "PB") && i + 1 != hdr->n_opt) {
-			return fail(why, why_len, TKM_E_BAD_REQUEST,
-			            "the padding block PB must be the last optional block");
+			return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST,
+			                    "the padding block PB must be the last optional block");
 		}
 		if ((size_t)opt->data_off + opt->data_len > hdr->opt_data_len ||
 		    hdr->opt_data_len > sizeof(hdr->opt_data)) {
-			return fail(why, why_len, TKM_E_BAD_REQUEST,
-			            "optional block %s: data lies outside the header's pool",
-			            opt->id);
+			return tkm_why_fail(
+			    why, why_len, TKM_E_BAD_REQUEST,
+			    "optional block %s: data lies outside the header's pool", opt->id);
 		}
 		for (size_t k = 0; k < opt->data_len; k++) {
 			if (!is_print(hdr->opt_data[opt->data_off + k])) {
-				return fail(why, why_len, TKM_E_BAD_REQUEST,
-				            "optional block %s: data is not printable ASCII",
-				            opt->id);
+				return tkm_why_fail(
+				    why, why_len, TKM_E_BAD_REQUEST,
+				    "optional block %s: data is not printable ASCII", opt->id);
 			}
 		}
 		err = check_opt_content(hdr, opt, why, why_len);
@@ -706,12 +708,13 @@ static tkm_err check_opts(const tkm_tr31_header *hdr, char *why, size_t why_len)
 static tkm_err check_key_version(const char *kv, char *why, size_t why_len)
 {
 	if (!is_alnum(kv[0]) || !is_alnum(kv[1]) || kv[2] != '\0') {
-		return fail(why, why_len, TKM_E_BAD_REQUEST,
-		            "key version must be two alphanumerics");
+		return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST,
+		                    "key version must be two alphanumerics");
 	}
 	if (kv[0] == 'c' && (kv[1] < '1' || kv[1] > '9')) {
-		return fail(why, why_len, TKM_E_BAD_REQUEST,
-		            "key version '%s': a component number is 'c' and a digit 1-9", kv);
+		return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST,
+		                    "key version '%s': a component number is 'c' and a digit 1-9",
+		                    kv);
 	}
 	return TKM_OK;
 }
@@ -729,38 +732,42 @@ tkm_err tkm_tr31_header_check(const tkm_tr31_header *hdr, char *why, size_t why_
 		return err;
 	}
 	if (!id_ok(hdr->usage)) {
-		return fail(why, why_len, TKM_E_BAD_REQUEST, "key usage must be two alphanumerics");
+		return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST,
+		                    "key usage must be two alphanumerics");
 	}
 	rule = usage_find(hdr->usage);
 	if (rule == NULL) {
 		if (is_digit(hdr->usage[0]) && is_digit(hdr->usage[1])) {
-			return fail(why, why_len, TKM_E_BAD_REQUEST,
-			            "key usage %s is proprietary; tkm accepts only X9.143 usages",
-			            hdr->usage);
+			return tkm_why_fail(
+			    why, why_len, TKM_E_BAD_REQUEST,
+			    "key usage %s is proprietary; tkm accepts only X9.143 usages",
+			    hdr->usage);
 		}
-		return fail(why, why_len, TKM_E_BAD_REQUEST, "unknown key usage %s", hdr->usage);
+		return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST, "unknown key usage %s",
+		                    hdr->usage);
 	}
 	if (!in_set(hdr->algorithm, tr31_algorithms)) {
-		return fail(why, why_len, TKM_E_BAD_REQUEST,
-		            "unknown or proprietary algorithm '%c'", show(hdr->algorithm));
+		return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST,
+		                    "unknown or proprietary algorithm '%c'", show(hdr->algorithm));
 	}
 	if (hdr->algorithm == 'D') {
-		return fail(why, why_len, TKM_E_BAD_REQUEST,
-		            "algorithm D (single DES) is retired by X9.24-1:2017");
+		return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST,
+		                    "algorithm D (single DES) is retired by X9.24-1:2017");
 	}
 	if (!in_set(hdr->algorithm, rule->algs)) {
-		return fail(why, why_len, TKM_E_BAD_REQUEST,
-		            "key usage %s (%s) does not allow algorithm '%c'; allowed: %s",
-		            rule->usage, rule->name, hdr->algorithm, rule->algs);
+		return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST,
+		                    "key usage %s (%s) does not allow algorithm '%c'; allowed: %s",
+		                    rule->usage, rule->name, hdr->algorithm, rule->algs);
 	}
 	if (!in_set(hdr->mode, tr31_modes)) {
-		return fail(why, why_len, TKM_E_BAD_REQUEST,
-		            "unknown or proprietary mode of use '%c'", show(hdr->mode));
+		return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST,
+		                    "unknown or proprietary mode of use '%c'", show(hdr->mode));
 	}
 	if (!in_set(hdr->mode, rule->modes)) {
-		return fail(why, why_len, TKM_E_BAD_REQUEST,
-		            "key usage %s (%s) does not allow mode of use '%c'; allowed: %s",
-		            rule->usage, rule->name, hdr->mode, rule->modes);
+		return tkm_why_fail(
+		    why, why_len, TKM_E_BAD_REQUEST,
+		    "key usage %s (%s) does not allow mode of use '%c'; allowed: %s", rule->usage,
+		    rule->name, hdr->mode, rule->modes);
 	}
 	err = check_key_version(hdr->key_version, why, why_len);
 	if (err != TKM_OK) {
@@ -768,17 +775,18 @@ tkm_err tkm_tr31_header_check(const tkm_tr31_header *hdr, char *why, size_t why_
 	}
 	/* X9.143:2021 6.3.5 table 6: E trusted export, N none, S sensitive. */
 	if (!in_set(hdr->exportability, "ENS")) {
-		return fail(why, why_len, TKM_E_BAD_REQUEST, "exportability '%c' is not E, N or S",
-		            show(hdr->exportability));
+		return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST,
+		                    "exportability '%c' is not E, N or S",
+		                    show(hdr->exportability));
 	}
 	/* X9.143: byte 14 is the key context (0 either, 1 storage, 2 exchange), 15 reserved. */
 	if (!in_set(hdr->key_context, "012")) {
-		return fail(why, why_len, TKM_E_BAD_REQUEST, "key context '%c' is not 0, 1 or 2",
-		            show(hdr->key_context));
+		return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST,
+		                    "key context '%c' is not 0, 1 or 2", show(hdr->key_context));
 	}
 	if (hdr->reserved != '0') {
-		return fail(why, why_len, TKM_E_BAD_REQUEST, "reserved header byte '%c' is not 0",
-		            show(hdr->reserved));
+		return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST,
+		                    "reserved header byte '%c' is not 0", show(hdr->reserved));
 	}
 	return check_opts(hdr, why, why_len);
 }
@@ -796,28 +804,28 @@ static tkm_err opt_reserve(tkm_tr31_header *hdr, const char *id, size_t data_len
 		return TKM_E_INVALID_ARG;
 	}
 	if (!id_ok(id)) {
-		return fail(why, why_len, TKM_E_BAD_REQUEST,
-		            "optional block ID must be two alphanumerics");
+		return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST,
+		                    "optional block ID must be two alphanumerics");
 	}
 	if (hdr->n_opt >= TKM_TR31_MAX_OPT) {
-		return fail(why, why_len, TKM_E_BAD_REQUEST,
-		            "a header holds at most %d optional blocks", TKM_TR31_MAX_OPT);
+		return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST,
+		                    "a header holds at most %d optional blocks", TKM_TR31_MAX_OPT);
 	}
 	if (hdr->opt_data_len > sizeof(hdr->opt_data) ||
 	    data_len > sizeof(hdr->opt_data) - hdr->opt_data_len) {
-		return fail(why, why_len, TKM_E_BAD_REQUEST,
-		            "optional block %s: %zu characters do not fit a key block", id,
-		            data_len);
+		return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST,
+		                    "optional block %s: %zu characters do not fit a key block", id,
+		                    data_len);
 	}
 	for (size_t i = 0; i < hdr->n_opt; i++) {
 		if (id_eq(hdr->opt[i].id, "PB")) {
-			return fail(why, why_len, TKM_E_BAD_REQUEST,
-			            "optional block %s after PB; the padding block must be last",
-			            id);
+			return tkm_why_fail(
+			    why, why_len, TKM_E_BAD_REQUEST,
+			    "optional block %s after PB; the padding block must be last", id);
 		}
 		if (id_eq(hdr->opt[i].id, id)) {
-			return fail(why, why_len, TKM_E_BAD_REQUEST,
-			            "optional block %s is already present", id);
+			return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST,
+			                    "optional block %s is already present", id);
 		}
 	}
 	opt = &hdr->opt[hdr->n_opt];
@@ -841,13 +849,13 @@ tkm_err tkm_tr31_opt_add(tkm_tr31_header *hdr, const char *id, const char *data,
 		return TKM_E_INVALID_ARG;
 	}
 	if (id_ok(id) && id_eq(id, "PB")) {
-		return fail(why, why_len, TKM_E_BAD_REQUEST,
-		            "add the padding block with tkm_tr31_opt_add_pb");
+		return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST,
+		                    "add the padding block with tkm_tr31_opt_add_pb");
 	}
 	for (size_t i = 0; i < data_len; i++) {
 		if (!is_print(data[i])) {
-			return fail(why, why_len, TKM_E_BAD_REQUEST,
-			            "optional block data must be printable ASCII");
+			return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST,
+			                    "optional block data must be printable ASCII");
 		}
 	}
 	err = opt_reserve(hdr, id, data_len, &dst, why, why_len);
@@ -877,12 +885,13 @@ tkm_err tkm_tr31_opt_add_hex(tkm_tr31_header *hdr, const char *id, const uint8_t
 		return TKM_E_INVALID_ARG;
 	}
 	if (bin_len > TKM_TR31_MAX_LEN / 2) {
-		return fail(why, why_len, TKM_E_BAD_REQUEST,
-		            "optional block %s: %zu bytes do not fit a key block", id, bin_len);
+		return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST,
+		                    "optional block %s: %zu bytes do not fit a key block", id,
+		                    bin_len);
 	}
 	if (id_ok(id) && id_eq(id, "PB")) {
-		return fail(why, why_len, TKM_E_BAD_REQUEST,
-		            "add the padding block with tkm_tr31_opt_add_pb");
+		return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST,
+		                    "add the padding block with tkm_tr31_opt_add_pb");
 	}
 	err = opt_reserve(hdr, id, 2 * bin_len, &dst, why, why_len);
 	if (err != TKM_OK) {
@@ -902,14 +911,14 @@ tkm_err tkm_tr31_opt_add_kcv(tkm_tr31_header *hdr, const char *id, const tkm_tr3
 		return TKM_E_INVALID_ARG;
 	}
 	if (!id_ok(id) || !(id_eq(id, "KC") || id_eq(id, "KP") || id_eq(id, "PK"))) {
-		return fail(why, why_len, TKM_E_BAD_REQUEST,
-		            "a KCV goes in optional block KC, KP or PK");
+		return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST,
+		                    "a KCV goes in optional block KC, KP or PK");
 	}
 	if (kcv->algorithm > TKM_TR31_KCV_CMAC || kcv->len < 2 ||
 	    kcv->len > (kcv->algorithm == TKM_TR31_KCV_LEGACY ? 3u : 5u)) {
-		return fail(why, why_len, TKM_E_BAD_REQUEST,
-		            "optional block %s: a KCV is 2-3 bytes (legacy) or 2-5 bytes (CMAC)",
-		            id);
+		return tkm_why_fail(
+		    why, why_len, TKM_E_BAD_REQUEST,
+		    "optional block %s: a KCV is 2-3 bytes (legacy) or 2-5 bytes (CMAC)", id);
 	}
 	err = opt_reserve(hdr, id, 2 + 2 * kcv->len, &dst, why, why_len);
 	if (err != TKM_OK) {
@@ -947,14 +956,14 @@ tkm_err tkm_tr31_opt_add_pb(tkm_tr31_header *hdr, const char *fill, size_t fill_
 		need += block_len;
 	}
 	if (fill != NULL && fill_len < need - 4) {
-		return fail(why, why_len, TKM_E_INVALID_ARG,
-		            "padding block needs %zu fill characters, %zu given", need - 4,
-		            fill_len);
+		return tkm_why_fail(why, why_len, TKM_E_INVALID_ARG,
+		                    "padding block needs %zu fill characters, %zu given", need - 4,
+		                    fill_len);
 	}
 	for (size_t i = 0; fill != NULL && i < need - 4; i++) {
 		if (!is_print(fill[i])) {
-			return fail(why, why_len, TKM_E_BAD_REQUEST,
-			            "padding block fill must be printable ASCII");
+			return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST,
+			                    "padding block fill must be printable ASCII");
 		}
 	}
 	err = opt_reserve(hdr, "PB", need - 4, &dst, why, why_len);
@@ -1001,7 +1010,7 @@ tkm_err tkm_tr31_opt_kcv(const tkm_tr31_header *hdr, const char *id, tkm_tr31_kc
 	memset(out, 0, sizeof(*out));
 	opt = tkm_tr31_opt_find(hdr, id);
 	if (opt == NULL) {
-		return fail(why, why_len, TKM_E_NOT_FOUND, "no optional block %s", id);
+		return tkm_why_fail(why, why_len, TKM_E_NOT_FOUND, "no optional block %s", id);
 	}
 	return kcv_parse(opt->id, hdr->opt_data + opt->data_off, opt->data_len, out, why, why_len);
 }
@@ -1024,34 +1033,36 @@ static tkm_err payload_rules(char version, char algorithm, size_t key_len, size_
 		return err;
 	}
 	if (key_len == 0) {
-		return fail(why, why_len, TKM_E_BAD_REQUEST, "the payload holds no key");
+		return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST, "the payload holds no key");
 	}
 	if (key_len > TKM_TR31_MAX_LEN / 2 || pad_len > TKM_TR31_MAX_LEN / 2) {
-		return fail(why, why_len, TKM_E_BAD_REQUEST,
-		            "a %zu-byte key with %zu bytes of padding does not fit a key block",
-		            key_len, pad_len);
+		return tkm_why_fail(
+		    why, why_len, TKM_E_BAD_REQUEST,
+		    "a %zu-byte key with %zu bytes of padding does not fit a key block", key_len,
+		    pad_len);
 	}
 	if (algorithm == 'T') {
 		max_key = 24;
 		if (key_len == 8) {
-			return fail(why, why_len, TKM_E_BAD_REQUEST,
-			            "a single-length (8-byte) DES key is refused: X9.24-1:2017 "
-			            "retired single DES");
+			return tkm_why_fail(
+			    why, why_len, TKM_E_BAD_REQUEST,
+			    "a single-length (8-byte) DES key is refused: X9.24-1:2017 "
+			    "retired single DES");
 		}
 		if (key_len != 16 && key_len != 24) {
-			return fail(why, why_len, TKM_E_BAD_REQUEST,
-			            "a TDES key is 16 or 24 bytes, not %zu", key_len);
+			return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST,
+			                    "a TDES key is 16 or 24 bytes, not %zu", key_len);
 		}
 	} else if (algorithm == 'A') {
 		max_key = 32;
 		if (key_len != 16 && key_len != 24 && key_len != 32) {
-			return fail(why, why_len, TKM_E_BAD_REQUEST,
-			            "an AES key is 16, 24 or 32 bytes, not %zu", key_len);
+			return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST,
+			                    "an AES key is 16, 24 or 32 bytes, not %zu", key_len);
 		}
 	}
 	total = 2 + key_len + pad_len;
 	if (total % block_len != 0) {
-		return fail(
+		return tkm_why_fail(
 		    why, why_len, TKM_E_BAD_REQUEST,
 		    "payload of %zu bytes (2 + %zu key + %zu padding) is not whole %zu-byte "
 		    "blocks",
@@ -1059,10 +1070,11 @@ static tkm_err payload_rules(char version, char algorithm, size_t key_len, size_
 	}
 	if (pad_len >= block_len &&
 	    (max_key == 0 || total != (2 + max_key + block_len - 1) / block_len * block_len)) {
-		return fail(why, why_len, TKM_E_BAD_REQUEST,
-		            "%zu bytes of padding is a block or more and does not pad to the "
-		            "algorithm's largest key",
-		            pad_len);
+		return tkm_why_fail(
+		    why, why_len, TKM_E_BAD_REQUEST,
+		    "%zu bytes of padding is a block or more and does not pad to the "
+		    "algorithm's largest key",
+		    pad_len);
 	}
 	*out = total;
 	return TKM_OK;
@@ -1092,8 +1104,8 @@ tkm_err tkm_tr31_payload_build(char version, char algorithm, const uint8_t *key,
 		return err;
 	}
 	if (out_len != total) {
-		return fail(why, why_len, TKM_E_INVALID_ARG,
-		            "payload buffer is %zu bytes, the payload %zu", out_len, total);
+		return tkm_why_fail(why, why_len, TKM_E_INVALID_ARG,
+		                    "payload buffer is %zu bytes, the payload %zu", out_len, total);
 	}
 	out[0] = (uint8_t)((key_len * 8) >> 8);
 	out[1] = (uint8_t)(key_len * 8);
@@ -1119,20 +1131,20 @@ tkm_err tkm_tr31_payload_parse(char version, char algorithm, const uint8_t *payl
 		return err;
 	}
 	if (payload_len < block_len || payload_len % block_len != 0) {
-		return fail(why, why_len, TKM_E_BAD_REQUEST,
-		            "payload of %zu bytes is not whole %zu-byte blocks", payload_len,
-		            block_len);
+		return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST,
+		                    "payload of %zu bytes is not whole %zu-byte blocks",
+		                    payload_len, block_len);
 	}
 	bits = (size_t)payload[0] << 8 | payload[1];
 	if (bits == 0 || bits % 8 != 0) {
-		return fail(why, why_len, TKM_E_BAD_REQUEST,
-		            "key length of %zu bits is not a whole number of bytes", bits);
+		return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST,
+		                    "key length of %zu bits is not a whole number of bytes", bits);
 	}
 	klen = bits / 8;
 	if (klen > payload_len - 2) {
-		return fail(why, why_len, TKM_E_BAD_REQUEST,
-		            "key length of %zu bytes does not fit the %zu-byte payload", klen,
-		            payload_len);
+		return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST,
+		                    "key length of %zu bytes does not fit the %zu-byte payload",
+		                    klen, payload_len);
 	}
 	err = payload_rules(version, algorithm, klen, payload_len - 2 - klen, &total, why, why_len);
 	if (err != TKM_OK) {
@@ -1189,33 +1201,36 @@ tkm_err tkm_tr31_kbpk_ok(char version, char kbpk_alg, size_t kbpk_len, char key_
 		return err;
 	}
 	if (version == 'A' || version == 'C') {
-		return fail(why, why_len, TKM_E_BAD_REQUEST,
-		            "version %c (key variant binding) is accepted for import only; wrap "
-		            "with B (TDES) or D (AES)",
-		            version);
+		return tkm_why_fail(
+		    why, why_len, TKM_E_BAD_REQUEST,
+		    "version %c (key variant binding) is accepted for import only; wrap "
+		    "with B (TDES) or D (AES)",
+		    version);
 	}
 	if ((version == 'B' && kbpk_alg != 'T') || (version == 'D' && kbpk_alg != 'A')) {
-		return fail(why, why_len, TKM_E_BAD_REQUEST, "version %c needs a%s KBPK", version,
-		            version == 'B' ? " TDES" : "n AES");
+		return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST, "version %c needs a%s KBPK",
+		                    version, version == 'B' ? " TDES" : "n AES");
 	}
 	kbpk_bits = strength(kbpk_alg, kbpk_len, &kbpk_name);
 	if (kbpk_bits == 0) {
-		return fail(why, why_len, TKM_E_BAD_REQUEST,
-		            "a %zu-byte KBPK is not a TDES (16, 24) or AES (16, 24, 32) key",
-		            kbpk_len);
+		return tkm_why_fail(
+		    why, why_len, TKM_E_BAD_REQUEST,
+		    "a %zu-byte KBPK is not a TDES (16, 24) or AES (16, 24, 32) key", kbpk_len);
 	}
 	key_bits = strength(key_alg, key_len, &key_name);
 	if (key_bits == 0) {
-		return fail(why, why_len, TKM_E_BAD_REQUEST,
-		            "tkm wraps TDES (16 or 24 bytes) and AES (16, 24 or 32 bytes) keys, "
-		            "not '%c' of %zu bytes",
-		            show(key_alg), key_len);
+		return tkm_why_fail(
+		    why, why_len, TKM_E_BAD_REQUEST,
+		    "tkm wraps TDES (16 or 24 bytes) and AES (16, 24 or 32 bytes) keys, "
+		    "not '%c' of %zu bytes",
+		    show(key_alg), key_len);
 	}
 	if (key_bits > kbpk_bits) {
-		return fail(why, why_len, TKM_E_BAD_REQUEST,
-		            "a %s key (%u-bit strength) may not be wrapped under a weaker %s KBPK "
-		            "(%u-bit)",
-		            key_name, key_bits, kbpk_name, kbpk_bits);
+		return tkm_why_fail(
+		    why, why_len, TKM_E_BAD_REQUEST,
+		    "a %s key (%u-bit strength) may not be wrapped under a weaker %s KBPK "
+		    "(%u-bit)",
+		    key_name, key_bits, kbpk_name, kbpk_bits);
 	}
 	return TKM_OK;
 }
@@ -1265,10 +1280,11 @@ tkm_err tkm_tr31_encode_header(const tkm_tr31_header *hdr, size_t key_len, size_
 		return err;
 	}
 	if (hlen % block_len != 0) {
-		return fail(why, why_len, TKM_E_BAD_REQUEST,
-		            "header is %zu characters, not a multiple of version %c's %zu-byte "
-		            "block: add a PB block",
-		            hlen, hdr->version, block_len);
+		return tkm_why_fail(
+		    why, why_len, TKM_E_BAD_REQUEST,
+		    "header is %zu characters, not a multiple of version %c's %zu-byte "
+		    "block: add a PB block",
+		    hlen, hdr->version, block_len);
 	}
 	err = payload_rules(hdr->version, hdr->algorithm, key_len, pad_len, &payload, why, why_len);
 	if (err != TKM_OK) {
@@ -1276,13 +1292,14 @@ tkm_err tkm_tr31_encode_header(const tkm_tr31_header *hdr, size_t key_len, size_
 	}
 	total = hlen + 2 * payload + 2 * mac_len;
 	if (total > TKM_TR31_MAX_LEN) {
-		return fail(why, why_len, TKM_E_BAD_REQUEST,
-		            "key block would be %zu characters; the length field allows %d", total,
-		            TKM_TR31_MAX_LEN);
+		return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST,
+		                    "key block would be %zu characters; the length field allows %d",
+		                    total, TKM_TR31_MAX_LEN);
 	}
 	if (out_cap < hlen) {
-		return fail(why, why_len, TKM_E_INVALID_ARG,
-		            "header needs %zu characters, the buffer holds %zu", hlen, out_cap);
+		return tkm_why_fail(why, why_len, TKM_E_INVALID_ARG,
+		                    "header needs %zu characters, the buffer holds %zu", hlen,
+		                    out_cap);
 	}
 	out[0] = hdr->version;
 	put_dec(out + 1, 4, total);

@@ -6,7 +6,8 @@
  * typo never silently falls back to a default. Semantic checks that span
  * settings (TLS needed iff a tls+tcp:// URL is listed, string limit within
  * the message limit) run after the whole file is read. Reads no secrets:
- * the TLS key and the HSM PIN are only ever named by path here.
+ * the TLS key and the HSM PIN are only ever named here (by path, or for the
+ * PIN also by environment variable), never read.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -340,6 +341,8 @@ static tkm_err set_hsm(cfg_parse *p, const config_setting_t *s)
 	const cfg_member members[] = {
 	    {"module", &p->cfg->hsm_module, TKM_CONFIG_MAX_PATH, false},
 	    {"token", &p->cfg->hsm_token, TKM_CONFIG_MAX_URL, true},
+	    {"pin_file", &p->cfg->hsm_pin_file, TKM_CONFIG_MAX_PATH, false},
+	    {"pin_env", &p->cfg->hsm_pin_env, 128, false},
 	};
 	tkm_err err = get_group(p, s, "hsm", members, sizeof(members) / sizeof(members[0]));
 
@@ -361,6 +364,19 @@ static tkm_err set_hsm(cfg_parse *p, const config_setting_t *s)
 		return fail(p, config_setting_get_member(s, "token"),
 		            "'hsm.token' must be a PKCS#11 URI (RFC 7512) starting with "
 		            "\"pkcs11:\", such as \"pkcs11:token=tkm\"");
+	}
+	if (p->cfg->hsm_pin_file != NULL && p->cfg->hsm_pin_env != NULL) {
+		return fail(p, config_setting_get_member(s, "pin_env"),
+		            "give the HSM PIN by 'hsm.pin_file' or by 'hsm.pin_env', not both");
+	}
+	if (p->cfg->hsm_pin_env != NULL &&
+	    (strspn(p->cfg->hsm_pin_env, "0123456789") > 0 ||
+	     strspn(p->cfg->hsm_pin_env, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	                                 "0123456789_") != strlen(p->cfg->hsm_pin_env))) {
+		return fail(p, config_setting_get_member(s, "pin_env"),
+		            "'hsm.pin_env' must name an environment variable ([A-Za-z_] then "
+		            "[A-Za-z0-9_]), got '%s'",
+		            p->cfg->hsm_pin_env);
 	}
 	return TKM_OK;
 }
@@ -545,6 +561,8 @@ void tkm_config_free(tkm_config *cfg)
 	free(cfg->tls_key_file);
 	free(cfg->hsm_module);
 	free(cfg->hsm_token);
+	free(cfg->hsm_pin_file);
+	free(cfg->hsm_pin_env);
 	free(cfg->database_path);
 	free(cfg);
 }

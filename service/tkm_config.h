@@ -46,8 +46,10 @@ typedef struct tkm_config {
 	bool allow_insecure_tcp;
 	char *tls_cert_file; /* both set iff a tls+tcp:// URL is listed */
 	char *tls_key_file;
-	char *hsm_module; /* both NULL when no hsm group is given */
-	char *hsm_token;  /* an RFC 7512 pkcs11: URI */
+	char *hsm_module;   /* both NULL when no hsm group is given */
+	char *hsm_token;    /* an RFC 7512 pkcs11: URI */
+	char *hsm_pin_file; /* at most one of the two: where the user PIN is read from */
+	char *hsm_pin_env;  /* (a file, an environment variable); never the PIN itself */
 	char *database_path;
 	tkm_log_level log_level;
 } tkm_config;

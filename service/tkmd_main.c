@@ -242,6 +242,21 @@ int main(int argc, char **argv)
 			status = exit_for(err);
 			goto out;
 		}
+		/* One HSM session per worker thread; the PIN is wiped right after C_Login. */
+		if (cfg->hsm_pin_file != NULL || cfg->hsm_pin_env != NULL) {
+			err = tkm_hsm_login(hsm, cfg->hsm_pin_file, cfg->hsm_pin_env, cfg->workers,
+			                    why, sizeof(why));
+			if (err != TKM_OK) {
+				log_fail("cannot log in to the HSM; refusing to start", err, why);
+				status = exit_for(err);
+				goto out;
+			}
+		} else {
+			tkm_log_msg(TKM_LOG_WARN,
+			            "no hsm.pin_file or hsm.pin_env: the HSM is not logged in and "
+			            "every key operation is unavailable",
+			            NULL);
+		}
 	}
 	memset(&env, 0, sizeof(env));
 	env.hsm = hsm;

@@ -405,6 +405,10 @@ tkm_err tkm_testenv_new(tkm_testenv **out)
 			goto out;
 		}
 	}
+	/* tkmd logs in with the user PIN from a file only its owner may read. */
+	if (!testenv_fmt(path, sizeof(path), "%s/hsm-user.pin", env->dir) ||
+	    !testenv_write_file(path, TKM_TESTENV_USER_PIN "\n") || chmod(path, 0600) != 0)
+		goto out;
 	*out = env;
 	env = NULL;
 	err = TKM_OK;
@@ -488,12 +492,13 @@ char *tkm_testenv_config(const tkm_testenv *env, const char *listen, const char 
 	                       "hsm = {\n"
 	                       "  module = \"%s\";\n"
 	                       "  token = \"pkcs11:token=tkm\";\n"
+	                       "  pin_file = \"%s/hsm-user.pin\";\n"
 	                       "};\n"
 	                       "database = {\n"
 	                       "  path = \"%s/tkm.db\";\n"
 	                       "};\n"
 	                       "%s\n",
-	                       listen, TKM_SOFTHSM_MODULE, env->dir, extra ? extra : "");
+	                       listen, TKM_SOFTHSM_MODULE, env->dir, env->dir, extra ? extra : "");
 	free(dflt);
 	return text;
 }

@@ -4,8 +4,10 @@
 # compiles the one module it tests instead of linking tkm_hsm.
 
 add_executable(tr31_format_test ${CMAKE_CURRENT_LIST_DIR}/tr31_format_test.c
-                                ${PROJECT_SOURCE_DIR}/hsm/tkm_tr31.c)
+                                ${PROJECT_SOURCE_DIR}/hsm/tkm_tr31.c
+                                ${PROJECT_SOURCE_DIR}/client/tkm_why.c)
 target_include_directories(tr31_format_test PRIVATE ${PROJECT_SOURCE_DIR}/hsm
+                                                    ${PROJECT_SOURCE_DIR}/client
                                                     ${PROJECT_SOURCE_DIR}/client/include
                                                     ${CMAKE_CURRENT_LIST_DIR})
 target_link_libraries(tr31_format_test PRIVATE PkgConfig::SODIUM)
