@@ -28,6 +28,7 @@
 #include <sodium.h>
 
 #include "hsm_fixture.h"
+#include "tkm_hsm_tr31.h"
 #include "tkm_hsm_internal.h"
 #include "tkm_p11shim.h"
 #include "tkm_test.h"
@@ -56,6 +57,8 @@ typedef struct out {
 	tkm_hsm_id id;
 	uint8_t buf[128];
 	size_t len;
+	char text[TKM_TR31_MAX_LEN]; /* a key block */
+	size_t text_len;
 } out;
 
 typedef struct op {
@@ -289,6 +292,55 @@ static bool check_pubkey_out(const out *o)
 	       crypto_sign_verify_detached(sig, (const uint8_t *)"x", 1, o->buf) == 0;
 }
 
+/* TR-31: the setup's key exported under an AES-256 KBPK, and imported back. */
+static uint8_t kbpk[TKM_HSM_BLOB_MAX];
+static size_t kbpk_len;
+static char block[TKM_TR31_MAX_LEN];
+static size_t block_len;
+
+static tkm_err tr31_export(char *text, size_t cap, size_t *text_len)
+{
+	static tkm_tr31_header hdr;
+	const tkm_hsm_tr31_ref k = {kbpk, kbpk_len, "t:1"}, key = {blob, blob_len, "t:1"};
+
+	tkm_tr31_header_clear(&hdr);
+	hdr.version = 'D';
+	memcpy(hdr.usage, "P0", 3);
+	hdr.algorithm = 'A';
+	hdr.mode = 'E';
+	hdr.exportability = 'E';
+	return tkm_hsm_tr31_export(fix.h, &k, &key, &hdr, NULL, 0, text, cap, text_len, why,
+	                           sizeof(why));
+}
+
+static tkm_err tr31_import(const char *text, size_t text_len, out *o)
+{
+	static tkm_tr31_header hdr;
+	const tkm_hsm_tr31_ref k = {kbpk, kbpk_len, "t:1"};
+
+	return tkm_hsm_tr31_import(fix.h, &k, text, text_len, TKM_HSM_USE_PIN, "t:1", o->blob,
+	                           &o->blob_len, &o->kcv, &hdr, why, sizeof(why));
+}
+
+static tkm_err run_tr31_export(out *o)
+{
+	return tr31_export(o->text, sizeof(o->text), &o->text_len);
+}
+
+static bool check_tr31_export_out(const out *o)
+{
+	static out back;
+
+	/* The block opens to the setup's key. */
+	return tr31_import(o->text, o->text_len, &back) == TKM_OK &&
+	       sodium_memcmp(back.kcv.b, blob_kcv.b, 5) == 0;
+}
+
+static tkm_err run_tr31_import(out *o)
+{
+	return tr31_import(block, block_len, o);
+}
+
 static const op ops[] = {
     {"device_key_generate", run_dev_gen, check_blob_out, NULL, NULL},
     {"device_key_import", run_dev_import, check_import_out, NULL, NULL},
@@ -306,6 +358,8 @@ static const op ops[] = {
     {"unseal", run_unseal, check_unseal_out, NULL, NULL},
     {"audit_sign", run_sign, check_sign_out, NULL, NULL},
     {"audit_public_key", run_pubkey, check_pubkey_out, NULL, NULL},
+    {"tr31_export", run_tr31_export, check_tr31_export_out, NULL, NULL},
+    {"tr31_import", run_tr31_import, check_import_out, NULL, NULL},
 };
 
 /* Every PKCS#11 function hsm/ calls. */
@@ -489,7 +543,10 @@ static bool setup(void)
 	    tkm_hsm_token_key_generate(fix.h, TKM_HSM_BDK, TKM_HSM_TDES2, "fault-tdes", &bdk_tdes,
 	                               &kcv, why, sizeof(why)) != TKM_OK ||
 	    tkm_hsm_seal(fix.h, &seal_ctx, (const uint8_t *)"secret", 6, sealed, sizeof(sealed),
-	                 &sealed_len, why, sizeof(why)) != TKM_OK) {
+	                 &sealed_len, why, sizeof(why)) != TKM_OK ||
+	    tkm_hsm_device_key_generate(fix.h, TKM_HSM_AES256, TKM_HSM_USE_KBPK, "t:1", kbpk,
+	                                &kbpk_len, &kcv, why, sizeof(why)) != TKM_OK ||
+	    tr31_export(block, sizeof(block), &block_len) != TKM_OK) {
 		fprintf(stderr, "setup: %s\n", why);
 		return false;
 	}
