@@ -427,7 +427,7 @@ tkm_err tkm_hsm_tr31_import(tkm_hsm *h, const tkm_hsm_tr31_ref *kbpk, const char
 	                 kbak = CK_INVALID_HANDLE, key = CK_INVALID_HANDLE;
 	tkm_hsm_blob_meta kbpk_m;
 	tkm_tr31_layout layout;
-	tkm_hsm_alg kbpk_alg, key_alg;
+	tkm_hsm_alg kbpk_alg = 0, key_alg = 0;
 	tkm_hsm_sess *s = NULL;
 	uint8_t *ct = NULL, *plain = NULL;
 	uint8_t mac[TKM_TR31_MAX_MAC], got[TKM_TR31_MAX_MAC];
