@@ -262,6 +262,67 @@ static void pb_fill(char fill[static PB_FILL_LEN])
 	}
 }
 
+/*
+ * The tkm KCV method for a TR-31 KCV algorithm on a key of alg: legacy is
+ * E(K, zero block) (TDES or AES), CMAC is AES-CMAC of a zero block. TDES CMAC
+ * check values are not computed by tkm_hsm and are refused.
+ */
+static tkm_err kcv_method(uint8_t tr31_alg, tkm_hsm_alg alg, tkm_hsm_kcv_method *out, char *why,
+                          size_t why_len)
+{
+	if (tr31_alg == TKM_TR31_KCV_LEGACY) {
+		*out = alg_is_tdes(alg) ? TKM_HSM_KCV_TDES : TKM_HSM_KCV_AES_ECB;
+		return TKM_OK;
+	}
+	if (tr31_alg == TKM_TR31_KCV_CMAC && !alg_is_tdes(alg)) {
+		*out = TKM_HSM_KCV_AES_CMAC;
+		return TKM_OK;
+	}
+	return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST,
+	                    "CMAC check values of TDES keys are not supported");
+}
+
+/*
+ * When hdr carries the optional block id ("KC" for the key, "KP" for the
+ * KBPK), its check value must be the one the HSM computes for ref: a key
+ * block never states a KCV that its key does not have. Takes its own
+ * session, so the caller must not hold one.
+ */
+static tkm_err kcv_block_check(tkm_hsm *h, const tkm_tr31_header *hdr, const char *id,
+                               const tkm_hsm_tr31_ref *ref, char *why, size_t why_len)
+{
+	tkm_hsm_blob_meta meta;
+	tkm_hsm_kcv_method method;
+	tkm_tr31_kcv stated;
+	tkm_hsm_kcv got;
+	tkm_err err;
+
+	err = tkm_tr31_opt_kcv(hdr, id, &stated, why, why_len);
+	if (err == TKM_E_NOT_FOUND) {
+		return TKM_OK;
+	}
+	if (err != TKM_OK) {
+		return err;
+	}
+	if (tkm_hsm_blob_info(ref->blob, ref->blob_len, &meta) != TKM_OK) {
+		return tkm_why_fail(why, why_len, TKM_E_CRYPTO, "not a tkm key blob");
+	}
+	err = kcv_method(stated.algorithm, meta.alg, &method, why, why_len);
+	if (err == TKM_OK) {
+		err = tkm_hsm_blob_kcv(h, ref->blob, ref->blob_len, ref->owner, method, stated.len,
+		                       &got, why, why_len);
+	}
+	if (err != TKM_OK) {
+		return err;
+	}
+	if (sodium_memcmp(got.b, stated.kcv, stated.len) != 0) {
+		return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST,
+		                    "the %s block's check value is not the %s's", id,
+		                    strcmp(id, "KC") == 0 ? "key" : "KBPK");
+	}
+	return TKM_OK;
+}
+
 tkm_err tkm_hsm_tr31_export(tkm_hsm *h, const tkm_hsm_tr31_ref *kbpk, const tkm_hsm_tr31_ref *key,
                             const tkm_tr31_header *hdr, const uint8_t *pad, size_t pad_len,
                             char *out, size_t out_cap, size_t *out_len, char *why, size_t why_len)
@@ -307,7 +368,13 @@ tkm_err tkm_hsm_tr31_export(tkm_hsm *h, const tkm_hsm_tr31_ref *kbpk, const tkm_
 	if (err != TKM_OK) {
 		goto out;
 	}
-	err = tkm_tr31_version_params(hdr->version, &block, &mac_len, why, why_len);
+	err = kcv_block_check(h, hdr, "KC", key, why, why_len);
+	if (err == TKM_OK) {
+		err = kcv_block_check(h, hdr, "KP", kbpk, why, why_len);
+	}
+	if (err == TKM_OK) {
+		err = tkm_tr31_version_params(hdr->version, &block, &mac_len, why, why_len);
+	}
 	if (err != TKM_OK) {
 		goto out;
 	}
@@ -418,7 +485,8 @@ out:
 	return err;
 }
 
-tkm_err tkm_hsm_tr31_import(tkm_hsm *h, const tkm_hsm_tr31_ref *kbpk, const char *kb, size_t kb_len,
+/* Import up to the new blob; the caller checks the KC and KP blocks. */
+static tkm_err import_block(tkm_hsm *h, const tkm_hsm_tr31_ref *kbpk, const char *kb, size_t kb_len,
                             tkm_hsm_usage usage, const char *owner,
                             uint8_t blob[static TKM_HSM_BLOB_MAX], size_t *blob_len,
                             tkm_hsm_kcv *kcv, tkm_tr31_header *hdr, char *why, size_t why_len)
@@ -541,6 +609,31 @@ out:
 	free(ct);
 	sodium_memzero(got, sizeof(got));
 	if (err != TKM_OK) {
+		*blob_len = 0;
+		memset(kcv, 0, sizeof(*kcv));
+		tkm_tr31_header_clear(hdr);
+	}
+	return err;
+}
+
+tkm_err tkm_hsm_tr31_import(tkm_hsm *h, const tkm_hsm_tr31_ref *kbpk, const char *kb, size_t kb_len,
+                            tkm_hsm_usage usage, const char *owner,
+                            uint8_t blob[static TKM_HSM_BLOB_MAX], size_t *blob_len,
+                            tkm_hsm_kcv *kcv, tkm_tr31_header *hdr, char *why, size_t why_len)
+{
+	tkm_err err;
+
+	err =
+	    import_block(h, kbpk, kb, kb_len, usage, owner, blob, blob_len, kcv, hdr, why, why_len);
+	if (err == TKM_OK) {
+		const tkm_hsm_tr31_ref key = {blob, *blob_len, owner};
+		err = kcv_block_check(h, hdr, "KC", &key, why, why_len);
+		if (err == TKM_OK) {
+			err = kcv_block_check(h, hdr, "KP", kbpk, why, why_len);
+		}
+	}
+	if (err != TKM_OK) {
+		sodium_memzero(blob, TKM_HSM_BLOB_MAX);
 		*blob_len = 0;
 		memset(kcv, 0, sizeof(*kcv));
 		tkm_tr31_header_clear(hdr);

@@ -470,51 +470,65 @@ static void test_round_trip(char version, tkm_hsm_alg kbpk_alg, tkm_hsm_alg key_
 /*
  * Build a version B block by hand with the published KBEK/KBAK of
  * tr31-kbek-kbak-test1-derive made into session objects (internal API), so
- * that its MAC is right whatever its header says.
+ * that its MAC is right whatever its header says. header is hlen characters
+ * (a multiple of 8, its length field already right); the key is the
+ * two-key TDES key 11 22 .. FF 00 (build_key); out gets hlen + 64 characters
+ * and a NUL.
  */
-static bool build_b(const char header16[static 17], char out[static 81])
+static const uint8_t *build_key(void)
+{
+	static uint8_t key[16];
+	for (size_t i = 0; i < 16; i++) {
+		key[i] = (uint8_t)(0x11 * (i + 1));
+	}
+	return key;
+}
+
+static bool build_b(const char *header, size_t hlen, char *out, size_t out_cap)
 {
 	const struct tr31_deriv_case *c = &tr31_deriv_cases[0];
 	CK_OBJECT_HANDLE kbek = CK_INVALID_HANDLE, kbak = CK_INVALID_HANDLE;
-	uint8_t *e = NULL, *a = NULL, *msg = sodium_malloc(16 + 24);
+	uint8_t *e = NULL, *a = NULL, *msg = NULL;
 	uint8_t mac[8], ct[24];
 	size_t n = 0, len;
 	tkm_hsm_sess *s = NULL;
 	static const char hexd[] = "0123456789ABCDEF";
 	bool ok = false;
 
+	if (hlen % 8 != 0 || out_cap < hlen + 65) {
+		return false;
+	}
+	msg = sodium_malloc(hlen + 24);
 	e = unhex_locked(c->kbek_hex, &len);
 	a = unhex_locked(c->kbak_hex, &len);
 	if (e == NULL || a == NULL || msg == NULL ||
 	    tkm_hsm_sess_get(fix.h, &s, why, sizeof(why)) != TKM_OK) {
 		goto out;
 	}
-	memcpy(msg, header16, 16);
-	msg[16] = 0x00;
-	msg[17] = 0x80;
-	for (size_t i = 0; i < 16; i++) {
-		msg[18 + i] = (uint8_t)(0x11 * (i + 1));
-	}
-	memset(msg + 34, 0x5A, 6);
+	memcpy(msg, header, hlen);
+	msg[hlen] = 0x00;
+	msg[hlen + 1] = 0x80;
+	memcpy(msg + hlen + 2, build_key(), 16);
+	memset(msg + hlen + 18, 0x5A, 6);
 	ok = tkm_hsm_obj_create(fix.h, s, TKM_HSM_TDES2, TKM_HSM_A_ENCRYPT, e, 16, &kbek, why,
 	                        sizeof(why)) == TKM_OK &&
 	     tkm_hsm_obj_create(fix.h, s, TKM_HSM_TDES2, TKM_HSM_A_SIGN, a, 16, &kbak, why,
 	                        sizeof(why)) == TKM_OK &&
-	     tkm_hsm_cmac(fix.h, s, kbak, TKM_HSM_TDES2, msg, 40, mac, sizeof(mac), &n, why,
+	     tkm_hsm_cmac(fix.h, s, kbak, TKM_HSM_TDES2, msg, hlen + 24, mac, sizeof(mac), &n, why,
 	                  sizeof(why)) == TKM_OK &&
-	     tkm_hsm_cbc(fix.h, s, kbek, TKM_HSM_TDES2, true, mac, msg + 16, 24, ct, why,
+	     tkm_hsm_cbc(fix.h, s, kbek, TKM_HSM_TDES2, true, mac, msg + hlen, 24, ct, why,
 	                 sizeof(why)) == TKM_OK;
 	if (ok) {
-		memcpy(out, header16, 16);
+		memcpy(out, header, hlen);
 		for (size_t i = 0; i < 24; i++) {
-			out[16 + 2 * i] = hexd[ct[i] >> 4];
-			out[17 + 2 * i] = hexd[ct[i] & 15];
+			out[hlen + 2 * i] = hexd[ct[i] >> 4];
+			out[hlen + 1 + 2 * i] = hexd[ct[i] & 15];
 		}
 		for (size_t i = 0; i < 8; i++) {
-			out[64 + 2 * i] = hexd[mac[i] >> 4];
-			out[65 + 2 * i] = hexd[mac[i] & 15];
+			out[hlen + 48 + 2 * i] = hexd[mac[i] >> 4];
+			out[hlen + 49 + 2 * i] = hexd[mac[i] & 15];
 		}
-		out[80] = '\0';
+		out[hlen + 64] = '\0';
 	}
 out:
 	tkm_hsm_obj_destroy(fix.h, s, &kbek);
@@ -540,17 +554,94 @@ static void test_forbidden_after_mac(void)
 	                 &kbpk_len));
 	kbpk = (tkm_hsm_tr31_ref){kbpk_blob, kbpk_len, OWNER_KBPK};
 	/* Control: the same construction with an allowed header imports. */
-	CHECK(build_b("B0080P0TE00E0000", kb));
+	CHECK(build_b("B0080P0TE00E0000", 16, kb, sizeof(kb)));
 	CHECK_EQ_INT(tkm_hsm_tr31_import(fix.h, &kbpk, kb, 80, TKM_HSM_USE_PIN, OWNER_KEY, blob,
 	                                 &blob_len, &kcv, &hdr, why, sizeof(why)),
 	             TKM_OK);
 	/* P0 with mode C (generate and verify) is forbidden. */
-	CHECK(build_b("B0080P0TC00E0000", kb));
+	CHECK(build_b("B0080P0TC00E0000", 16, kb, sizeof(kb)));
 	CHECK_EQ_INT(tkm_hsm_tr31_import(fix.h, &kbpk, kb, 80, TKM_HSM_USE_PIN, OWNER_KEY, blob,
 	                                 &blob_len, &kcv, &hdr, why, sizeof(why)),
 	             TKM_E_BAD_REQUEST);
 	CHECK_EQ_INT(blob_len, 0);
 	printf("forbidden header with a valid MAC: %s\n", why);
+}
+
+/*
+ * KC and KP blocks must state the check values the HSM computes: export
+ * refuses a wrong one, and import refuses a block whose MAC verifies but
+ * whose KC is not its key's.
+ */
+static void test_kcv_blocks(void)
+{
+	const struct tr31_deriv_case *c = &tr31_deriv_cases[0];
+	uint8_t kbpk_blob[TKM_HSM_BLOB_MAX], blob[TKM_HSM_BLOB_MAX];
+	size_t kbpk_len = 0, blob_len = 0, out_len = 0;
+	tkm_hsm_tr31_ref kbpk, key;
+	tkm_hsm_kcv kcv, kbpk_kcv;
+	tkm_tr31_kcv stated;
+	char kb[128], hdr_text[33], out[TKM_TR31_MAX_LEN];
+	int n;
+
+	CHECK(import_hex(TKM_HSM_TDES2, TKM_HSM_USE_KBPK, c->kbpk_hex, OWNER_KBPK, kbpk_blob,
+	                 &kbpk_len));
+	kbpk = (tkm_hsm_tr31_ref){kbpk_blob, kbpk_len, OWNER_KBPK};
+	CHECK_EQ_INT(tkm_hsm_blob_kcv(fix.h, kbpk_blob, kbpk_len, OWNER_KBPK, TKM_HSM_KCV_TDES, 3,
+	                              &kbpk_kcv, why, sizeof(why)),
+	             TKM_OK);
+	/* The key's legacy KCV, from a block without KC. */
+	CHECK(build_b("B0080P0TE00E0000", 16, kb, sizeof(kb)));
+	CHECK_EQ_INT(tkm_hsm_tr31_import(fix.h, &kbpk, kb, 80, TKM_HSM_USE_PIN, OWNER_KEY, blob,
+	                                 &blob_len, &kcv, &hdr, why, sizeof(why)),
+	             TKM_OK);
+
+	/* KC with the right value (algorithm 00, legacy), padded by PB to 32. */
+	n = snprintf(hdr_text, sizeof(hdr_text), "B0096P0TE00E0200KC0C00%02X%02X%02XPB04", kcv.b[0],
+	             kcv.b[1], kcv.b[2]);
+	CHECK(n == 32);
+	CHECK(build_b(hdr_text, 32, kb, sizeof(kb)));
+	CHECK_EQ_INT(tkm_hsm_tr31_import(fix.h, &kbpk, kb, 96, TKM_HSM_USE_PIN, OWNER_KEY, blob,
+	                                 &blob_len, &kcv, &hdr, why, sizeof(why)),
+	             TKM_OK);
+	/* The same with one KCV digit off: the MAC verifies, the KC does not. */
+	hdr_text[22] = hdr_text[22] == '0' ? '1' : '0';
+	CHECK(build_b(hdr_text, 32, kb, sizeof(kb)));
+	CHECK_EQ_INT(tkm_hsm_tr31_import(fix.h, &kbpk, kb, 96, TKM_HSM_USE_PIN, OWNER_KEY, blob,
+	                                 &blob_len, &kcv, &hdr, why, sizeof(why)),
+	             TKM_E_BAD_REQUEST);
+	CHECK(strstr(why, "KC block") != NULL);
+	if (strstr(why, "KC block") == NULL) {
+		fprintf(stderr, "wrong KC: %s\n", why);
+	}
+	CHECK_EQ_INT(blob_len, 0);
+
+	/* Export: a right KC and KP are written, a wrong KP is refused. */
+	CHECK(build_b("B0080P0TE00E0000", 16, kb, sizeof(kb)));
+	CHECK_EQ_INT(tkm_hsm_tr31_import(fix.h, &kbpk, kb, 80, TKM_HSM_USE_PIN, OWNER_KEY, blob,
+	                                 &blob_len, &kcv, &hdr, why, sizeof(why)),
+	             TKM_OK);
+	key = (tkm_hsm_tr31_ref){blob, blob_len, OWNER_KEY};
+	header(&hdr, 'B', "P0", 'T', 'E');
+	stated = (tkm_tr31_kcv){TKM_TR31_KCV_LEGACY, {0}, 3};
+	memcpy(stated.kcv, kcv.b, 3);
+	CHECK_EQ_INT(tkm_tr31_opt_add_kcv(&hdr, "KC", &stated, why, sizeof(why)), TKM_OK);
+	memcpy(stated.kcv, kbpk_kcv.b, 3);
+	CHECK_EQ_INT(tkm_tr31_opt_add_kcv(&hdr, "KP", &stated, why, sizeof(why)), TKM_OK);
+	CHECK_EQ_INT(tkm_hsm_tr31_export(fix.h, &kbpk, &key, &hdr, NULL, 0, out, sizeof(out),
+	                                 &out_len, why, sizeof(why)),
+	             TKM_OK);
+	CHECK_EQ_INT(tkm_hsm_tr31_import(fix.h, &kbpk, out, out_len, TKM_HSM_USE_PIN, OWNER_KEY,
+	                                 blob, &blob_len, &kcv, &hdr, why, sizeof(why)),
+	             TKM_OK);
+	header(&hdr, 'B', "P0", 'T', 'E');
+	stated.kcv[0] ^= 0x01;
+	CHECK_EQ_INT(tkm_tr31_opt_add_kcv(&hdr, "KP", &stated, why, sizeof(why)), TKM_OK);
+	key = (tkm_hsm_tr31_ref){blob, blob_len, OWNER_KEY};
+	CHECK_EQ_INT(tkm_hsm_tr31_export(fix.h, &kbpk, &key, &hdr, NULL, 0, out, sizeof(out),
+	                                 &out_len, why, sizeof(why)),
+	             TKM_E_BAD_REQUEST);
+	CHECK(strstr(why, "KP block") != NULL);
+	printf("KC/KP blocks: checked against the HSM's check values\n");
 }
 
 int main(void)
@@ -573,6 +664,7 @@ int main(void)
 	}
 	test_refusals();
 	test_forbidden_after_mac();
+	test_kcv_blocks();
 	test_round_trip('D', TKM_HSM_AES256, TKM_HSM_AES128, "D0", 'E');
 	test_round_trip('D', TKM_HSM_AES128, TKM_HSM_TDES3, "K0", 'E');
 	test_round_trip('B', TKM_HSM_TDES3, TKM_HSM_TDES3, "P0", 'E');
