@@ -198,28 +198,14 @@ static void hex_put(const uint8_t *in, size_t len, char *out)
 	}
 }
 
-static int hex_val(char c)
-{
-	if (c >= '0' && c <= '9') {
-		return c - '0';
-	}
-	if (c >= 'A' && c <= 'F') {
-		return c - 'A' + 10;
-	}
-	return -1;
-}
-
-/* Decode 2 len upper-case hex characters (checked by tkm_tr31_decode). */
+/* Decode 2 len hex characters (upper case, checked by tkm_tr31_decode). */
 static tkm_err hex_get(const char *in, size_t len, uint8_t *out, char *why, size_t why_len)
 {
-	for (size_t i = 0; i < len; i++) {
-		int hi = hex_val(in[2 * i]), lo = hex_val(in[2 * i + 1]);
+	size_t n = 0;
 
-		if (hi < 0 || lo < 0) {
-			return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST,
-			                    "the key block has a character that is not hex");
-		}
-		out[i] = (uint8_t)(hi << 4 | lo);
+	if (sodium_hex2bin(out, len, in, 2 * len, NULL, &n, NULL) != 0 || n != len) {
+		return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST,
+		                    "the key block has a character that is not hex");
 	}
 	return TKM_OK;
 }
