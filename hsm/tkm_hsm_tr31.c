@@ -278,7 +278,7 @@ static tkm_err kcv_block_check(tkm_hsm *h, const tkm_tr31_header *hdr, const cha
                                const tkm_hsm_tr31_ref *ref, char *why, size_t why_len)
 {
 	tkm_hsm_blob_meta meta;
-	tkm_hsm_kcv_method method;
+	tkm_hsm_kcv_method method = TKM_HSM_KCV_TDES;
 	tkm_tr31_kcv stated;
 	tkm_hsm_kcv got;
 	tkm_err err;
