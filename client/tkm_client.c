@@ -49,8 +49,9 @@ const char *tkm_version(void)
 
 void tkm_free(void *p, size_t len)
 {
-	if (p == NULL)
+	if (p == NULL) {
 		return;
+	}
 	sodium_memzero(p, len);
 	free(p);
 }
@@ -65,12 +66,14 @@ static void client_trim_utf8(char *s)
 		i--;
 		cont++;
 	}
-	if (i == 0)
+	if (i == 0) {
 		return;
+	}
 	lead = (unsigned char)s[i - 1];
 	need = lead >= 0xF0 ? 3 : lead >= 0xE0 ? 2 : lead >= 0xC0 ? 1 : 0;
-	if (cont < need)
+	if (cont < need) {
 		s[i - 1] = '\0';
+	}
 }
 
 /*
@@ -85,27 +88,31 @@ static tkm_err client_fail(tkm_status *st, tkm_err code, const char *fmt, ...)
 	va_list ap;
 	int n;
 
-	if (st == NULL)
+	if (st == NULL) {
 		return code;
+	}
 	st->code = code;
 	va_start(ap, fmt);
 	n = vsnprintf(st->message, sizeof(st->message), fmt, ap);
 	va_end(ap);
 	/* A cut message is still useful; a failed format is replaced. */
-	if (n >= 0 && (size_t)n >= sizeof(st->message))
+	if (n >= 0 && (size_t)n >= sizeof(st->message)) {
 		client_trim_utf8(st->message);
+	}
 	if (n < 0) {
 		n = snprintf(st->message, sizeof(st->message), "%s", tkm_strerror(code));
-		if (n < 0)
+		if (n < 0) {
 			st->message[0] = '\0';
+		}
 	}
 	return code;
 }
 
 static void client_ok(tkm_status *st)
 {
-	if (st == NULL)
+	if (st == NULL) {
 		return;
+	}
 	st->code = TKM_OK;
 	st->message[0] = '\0';
 }
@@ -115,17 +122,20 @@ static void client_copy_message(tkm_status *st, tkm_err code, const char *msg, s
 {
 	size_t n = len;
 
-	if (st == NULL)
+	if (st == NULL) {
 		return;
+	}
 	st->code = code;
 	if (n > sizeof(st->message) - 1) {
 		n = sizeof(st->message) - 1;
 		/* Back off over continuation bytes so no character is split. */
-		while (n > 0 && ((unsigned char)msg[n] & 0xC0) == 0x80)
+		while (n > 0 && ((unsigned char)msg[n] & 0xC0) == 0x80) {
 			n--;
+		}
 	}
-	if (n > 0)
+	if (n > 0) {
 		memcpy(st->message, msg, n);
+	}
 	st->message[n] = '\0';
 	/* A message with an embedded NUL is shown up to the NUL, which is harmless. */
 }
@@ -240,35 +250,45 @@ tkm_err tkm_client_open(const char *url, const tkm_client_opts *opts, tkm_status
 	tkm_err err = TKM_OK;
 	int rv;
 
-	if (out == NULL)
+	if (out == NULL) {
 		return client_fail(st, TKM_E_INVALID_ARG, "no place for the handle");
+	}
 	*out = NULL;
-	if (url == NULL)
+	if (url == NULL) {
 		return client_fail(st, TKM_E_INVALID_ARG, "no URL given");
+	}
 	tls = client_has_prefix(url, "tls+tcp://");
-	if (!tls && !client_has_prefix(url, "ipc://") && !client_has_prefix(url, "tcp://"))
+	if (!tls && !client_has_prefix(url, "ipc://") && !client_has_prefix(url, "tcp://")) {
 		return client_fail(st, TKM_E_INVALID_ARG,
 		                   "%s: URL must start with ipc://, tcp:// or tls+tcp://", url);
-	if (!tls && opts != NULL && (opts->tls_ca_file != NULL || opts->tls_server_name != NULL))
+	}
+	if (!tls && opts != NULL && (opts->tls_ca_file != NULL || opts->tls_server_name != NULL)) {
 		return client_fail(st, TKM_E_INVALID_ARG,
 		                   "%s: TLS options given for a URL without TLS", url);
-	if (opts != NULL && opts->timeout_ms < 0)
+	}
+	if (opts != NULL && opts->timeout_ms < 0) {
 		return client_fail(st, TKM_E_INVALID_ARG, "negative timeout");
-	if (sodium_init() < 0)
+	}
+	if (sodium_init() < 0) {
 		return client_fail(st, TKM_E_CRYPTO, "libsodium failed to initialise");
+	}
 
-	if ((c = calloc(1, sizeof(*c))) == NULL)
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		return client_fail(st, TKM_E_NOMEM, "%s", tkm_strerror(TKM_E_NOMEM));
+	}
 	c->timeout_ms = TKM_DEFAULT_TIMEOUT_MS;
 	c->max_msg = (size_t)TKM_WIRE_DEFAULT_MAXSZ;
-	if (opts != NULL && opts->timeout_ms > 0)
+	if (opts != NULL && opts->timeout_ms > 0) {
 		c->timeout_ms = opts->timeout_ms;
-	if (opts != NULL && opts->max_message_size > 0)
+	}
+	if (opts != NULL && opts->max_message_size > 0) {
 		c->max_msg = opts->max_message_size;
+	}
 	c->lim = tkm_cbor_default_limits();
 	/* A reply may carry one string as long as the whole message. */
-	if (c->lim.max_str_len < c->max_msg)
+	if (c->lim.max_str_len < c->max_msg) {
 		c->lim.max_str_len = c->max_msg;
+	}
 	atomic_init(&c->next_id, 1);
 
 	if ((rv = nng_req0_open(&c->sock)) != 0) {
@@ -286,8 +306,10 @@ tkm_err tkm_client_open(const char *url, const tkm_client_opts *opts, tkm_status
 		err = client_fail(st, TKM_E_INTERNAL, "socket options: %s", nng_strerror(rv));
 		goto out;
 	}
-	if (tls && (err = client_setup_tls(c, url, opts, tls_name, sizeof(tls_name), st)) != TKM_OK)
+	if (tls &&
+	    (err = client_setup_tls(c, url, opts, tls_name, sizeof(tls_name), st)) != TKM_OK) {
 		goto out;
+	}
 	if ((rv = nng_dialer_create(&d, c->sock, url)) != 0) {
 		err = client_fail(st, client_map_dial_error(rv), "%s: %s", url, nng_strerror(rv));
 		goto out;
@@ -300,15 +322,16 @@ tkm_err tkm_client_open(const char *url, const tkm_client_opts *opts, tkm_status
 	}
 	/* Synchronous: a missing server fails here; nng redials after later drops. */
 	if ((rv = nng_dialer_start(d, 0)) != 0) {
-		if (tls && (rv == NNG_ECRYPTO || rv == NNG_EPEERAUTH))
+		if (tls && (rv == NNG_ECRYPTO || rv == NNG_EPEERAUTH)) {
 			err = client_fail(st, TKM_E_CONNECT,
 			                  "connect to %s: %s (TLS handshake failed: the server "
 			                  "certificate must chain to a CA in %s and carry the DNS "
 			                  "name %s)",
 			                  url, nng_strerror(rv), opts->tls_ca_file, tls_name);
-		else
+		} else {
 			err = client_fail(st, client_map_dial_error(rv), "connect to %s: %s", url,
 			                  nng_strerror(rv));
+		}
 		goto out;
 	}
 	client_ok(st);
@@ -321,12 +344,15 @@ out:
 
 void tkm_client_close(tkm_client *c)
 {
-	if (c == NULL)
+	if (c == NULL) {
 		return;
-	if (c->sock_open)
+	}
+	if (c->sock_open) {
 		(void)nng_close(c->sock);
-	if (c->tls != NULL)
+	}
+	if (c->tls != NULL) {
 		nng_tls_config_free(c->tls);
+	}
 	free(c);
 }
 
@@ -335,15 +361,18 @@ static bool client_method_ok(const char *method)
 {
 	size_t n = 0;
 
-	if (method == NULL)
+	if (method == NULL) {
 		return false;
+	}
 	for (; method[n] != '\0'; n++) {
 		char ch = method[n];
-		if (n >= TKM_WIRE_METHOD_MAX)
+		if (n >= TKM_WIRE_METHOD_MAX) {
 			return false;
+		}
 		if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '.' ||
-		      ch == '_' || ch == '-'))
+		      ch == '_' || ch == '-')) {
 			return false;
+		}
 	}
 	return n > 0;
 }
@@ -356,20 +385,23 @@ static tkm_err client_check_params(const tkm_client *c, const uint8_t *params, s
 	char why[128];
 	tkm_err err;
 
-	if (params == NULL)
+	if (params == NULL) {
 		return params_len == 0
 		           ? TKM_OK
 		           : client_fail(st, TKM_E_INVALID_ARG, "params length without params");
-	if (params_len == 0)
+	}
+	if (params_len == 0) {
 		return client_fail(st, TKM_E_INVALID_ARG, "empty params");
+	}
 	why[0] = '\0';
 	if ((err = tkm_cbor_decode(params, params_len, &c->lim, &doc, why, sizeof(why))) !=
 	    TKM_OK) {
 		err = client_fail(st, TKM_E_INVALID_ARG, "params: %s", why);
 		goto out;
 	}
-	if (tkm_cbor_type_of(tkm_cbor_root(doc)) != TKM_CBOR_MAP)
+	if (tkm_cbor_type_of(tkm_cbor_root(doc)) != TKM_CBOR_MAP) {
 		err = client_fail(st, TKM_E_INVALID_ARG, "params must be a CBOR map");
+	}
 out:
 	tkm_cbor_doc_free(doc);
 	return err;
@@ -406,8 +438,9 @@ static tkm_err client_build_request(uint64_t id, const char *method, const uint8
 	*out = msg;
 	msg = NULL;
 out:
-	if (msg != NULL)
+	if (msg != NULL) {
 		nng_msg_free(msg);
+	}
 	tkm_cbor_w_free(w);
 	return err;
 }
@@ -415,8 +448,9 @@ out:
 /* Wipe a message that may hold params or results, then free it. NULL-safe. */
 static void client_msg_free(nng_msg *msg)
 {
-	if (msg == NULL)
+	if (msg == NULL) {
 		return;
+	}
 	sodium_memzero(nng_msg_body(msg), nng_msg_len(msg));
 	nng_msg_free(msg);
 }
@@ -441,21 +475,27 @@ static tkm_err client_call(tkm_client *c, const char *method, const uint8_t *par
 	tkm_err err = TKM_OK;
 	int rv;
 
-	if (c == NULL)
+	if (c == NULL) {
 		return client_fail(st, TKM_E_INVALID_ARG, "no client handle");
-	if (!client_method_ok(method))
+	}
+	if (!client_method_ok(method)) {
 		return client_fail(st, TKM_E_INVALID_ARG, "invalid method name");
-	if (timeout_ms < 0)
+	}
+	if (timeout_ms < 0) {
 		return client_fail(st, TKM_E_INVALID_ARG, "negative timeout");
-	if (timeout_ms == 0)
+	}
+	if (timeout_ms == 0) {
 		timeout_ms = c->timeout_ms;
-	if ((err = client_check_params(c, params, params_len, st)) != TKM_OK)
+	}
+	if ((err = client_check_params(c, params, params_len, st)) != TKM_OK) {
 		return err;
+	}
 	deadline = client_now_ms() + (uint64_t)timeout_ms;
 
 	id = atomic_fetch_add(&c->next_id, 1);
-	if ((err = client_build_request(id, method, params, params_len, st, &msg)) != TKM_OK)
+	if ((err = client_build_request(id, method, params, params_len, st, &msg)) != TKM_OK) {
 		goto out;
+	}
 
 	if ((rv = nng_ctx_open(&ctx, c->sock)) != 0) {
 		err =
@@ -481,13 +521,14 @@ static tkm_err client_call(tkm_client *c, const char *method, const uint8_t *par
 	if ((rv = nng_aio_result(aio)) != 0) {
 		/* On failure the message is still ours, and it never left. */
 		err = client_map_call_error(rv);
-		if (err == TKM_E_TIMEOUT)
+		if (err == TKM_E_TIMEOUT) {
 			client_fail(st, err,
 			            "%s: not connected to the server within %d ms; "
 			            "request not sent",
 			            method, timeout_ms);
-		else
+		} else {
 			client_fail(st, err, "%s: send: %s", method, nng_strerror(rv));
+		}
 		goto out;
 	}
 	msg = NULL;
@@ -498,13 +539,14 @@ static tkm_err client_call(tkm_client *c, const char *method, const uint8_t *par
 	nng_aio_wait(aio);
 	if ((rv = nng_aio_result(aio)) != 0) {
 		err = client_map_call_error(rv);
-		if (err == TKM_E_TIMEOUT)
+		if (err == TKM_E_TIMEOUT) {
 			client_fail(st, err, "%s: no reply within %d ms", method, timeout_ms);
-		else if (err == TKM_E_CLOSED)
+		} else if (err == TKM_E_CLOSED) {
 			client_fail(st, err, "%s: connection lost before the reply: %s", method,
 			            nng_strerror(rv));
-		else
+		} else {
 			client_fail(st, err, "%s: receive: %s", method, nng_strerror(rv));
+		}
 		goto out;
 	}
 	msg = nng_aio_get_msg(aio);
@@ -539,8 +581,9 @@ out:
 	tkm_cbor_doc_free(d);
 	client_msg_free(msg);
 	nng_aio_free(aio);
-	if (ctx_open)
+	if (ctx_open) {
 		(void)nng_ctx_close(ctx);
+	}
 	return err;
 }
 
@@ -550,11 +593,13 @@ static bool client_get_text(const tkm_cbor_val *v, char *buf, size_t buf_len)
 	const char *s;
 	size_t len;
 
-	if (!tkm_cbor_get_text(v, &s, &len) || len >= buf_len)
+	if (!tkm_cbor_get_text(v, &s, &len) || len >= buf_len) {
 		return false;
+	}
 	if (len > 0) {
-		if (memchr(s, '\0', len) != NULL)
+		if (memchr(s, '\0', len) != NULL) {
 			return false;
+		}
 		memcpy(buf, s, len);
 	}
 	buf[len] = '\0';
@@ -569,10 +614,12 @@ tkm_err tkm_ping(tkm_client *c, int timeout_ms, tkm_status *st, tkm_ping_result 
 	uint64_t t;
 	tkm_err err;
 
-	if (out == NULL)
+	if (out == NULL) {
 		return client_fail(st, TKM_E_INVALID_ARG, "no place for the result");
-	if ((err = client_call(c, "sys.ping", NULL, 0, timeout_ms, st, &doc, &r)) != TKM_OK)
+	}
+	if ((err = client_call(c, "sys.ping", NULL, 0, timeout_ms, st, &doc, &r)) != TKM_OK) {
 		goto out;
+	}
 	if (tkm_cbor_type_of(r.result) != TKM_CBOR_MAP ||
 	    !tkm_cbor_get_bool(tkm_cbor_map_get(r.result, "pong"), &res.pong) ||
 	    !tkm_cbor_get_uint(tkm_cbor_map_get(r.result, "time"), &t) || t > INT64_MAX) {
@@ -606,14 +653,17 @@ static bool client_get_hsm(const tkm_cbor_val *hsm, tkm_server_info *info)
 	size_t i;
 
 	if (tkm_cbor_type_of(hsm) != TKM_CBOR_MAP ||
-	    !tkm_cbor_get_bool(tkm_cbor_map_get(hsm, "configured"), &info->hsm_configured))
+	    !tkm_cbor_get_bool(tkm_cbor_map_get(hsm, "configured"), &info->hsm_configured)) {
 		return false;
-	if (!info->hsm_configured)
+	}
+	if (!info->hsm_configured) {
 		return true;
+	}
 	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
 		const tkm_cbor_val *v = tkm_cbor_map_get(hsm, fields[i].key);
-		if (v != NULL && !client_get_text(v, (char *)info + fields[i].off, fields[i].len))
+		if (v != NULL && !client_get_text(v, (char *)info + fields[i].off, fields[i].len)) {
 			return false;
+		}
 	}
 	return true;
 }
@@ -626,10 +676,12 @@ tkm_err tkm_info(tkm_client *c, int timeout_ms, tkm_status *st, tkm_server_info 
 	const tkm_cbor_val *hsm;
 	tkm_err err;
 
-	if (out == NULL)
+	if (out == NULL) {
 		return client_fail(st, TKM_E_INVALID_ARG, "no place for the result");
-	if ((err = client_call(c, "sys.info", NULL, 0, timeout_ms, st, &doc, &r)) != TKM_OK)
+	}
+	if ((err = client_call(c, "sys.info", NULL, 0, timeout_ms, st, &doc, &r)) != TKM_OK) {
 		goto out;
+	}
 	memset(&info, 0, sizeof(info));
 	if (tkm_cbor_type_of(r.result) != TKM_CBOR_MAP ||
 	    !client_get_text(tkm_cbor_map_get(r.result, "server_version"), info.server_version,
@@ -665,10 +717,13 @@ tkm_err tkm_call_raw(tkm_client *c, const char *method, const uint8_t *params, s
 	size_t len;
 	tkm_err err;
 
-	if (result == NULL || result_len == NULL)
+	if (result == NULL || result_len == NULL) {
 		return client_fail(st, TKM_E_INVALID_ARG, "no place for the result");
-	if ((err = client_call(c, method, params, params_len, timeout_ms, st, &doc, &r)) != TKM_OK)
+	}
+	if ((err = client_call(c, method, params, params_len, timeout_ms, st, &doc, &r)) !=
+	    TKM_OK) {
 		goto out;
+	}
 	tkm_cbor_raw(r.result, &p, &len);
 	/* Every CBOR item is at least one byte, so len is never 0 here. */
 	if ((copy = malloc(len)) == NULL) {

@@ -68,8 +68,9 @@ void tkm_testenv_sleep_ms(unsigned ms)
 {
 	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
 
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
 		;
+	}
 }
 
 /* snprintf into a fixed buffer; false (and a message) when it does not fit. */
@@ -101,8 +102,9 @@ static char *testenv_aprintf(const char *fmt, ...)
 	va_start(ap, fmt);
 	n = vsnprintf(NULL, 0, fmt, ap);
 	va_end(ap);
-	if (n < 0 || (s = malloc((size_t)n + 1)) == NULL)
+	if (n < 0 || (s = malloc((size_t)n + 1)) == NULL) {
 		return NULL;
+	}
 	va_start(ap, fmt);
 	if (vsnprintf(s, (size_t)n + 1, fmt, ap) != n) {
 		free(s);
@@ -118,8 +120,9 @@ char *tkm_testenv_read_file(const char *path, size_t *len)
 	char *buf = NULL, *grown;
 	size_t cap = 0, used = 0, n;
 
-	if ((f = fopen(path, "rb")) == NULL)
+	if ((f = fopen(path, "rb")) == NULL) {
 		return NULL;
+	}
 	for (;;) {
 		if (cap - used < 4096) {
 			cap = cap == 0 ? 8192 : cap * 2;
@@ -132,8 +135,9 @@ char *tkm_testenv_read_file(const char *path, size_t *len)
 		}
 		n = fread(buf + used, 1, cap - used, f);
 		used += n;
-		if (n == 0)
+		if (n == 0) {
 			break;
+		}
 	}
 	if (ferror(f)) {
 		free(buf);
@@ -141,8 +145,9 @@ char *tkm_testenv_read_file(const char *path, size_t *len)
 		goto out;
 	}
 	buf[used] = '\0';
-	if (len != NULL)
+	if (len != NULL) {
 		*len = used;
+	}
 out:
 	fclose(f);
 	return buf;
@@ -159,10 +164,12 @@ static bool testenv_write_file(const char *path, const char *text)
 		return false;
 	}
 	ok = fwrite(text, 1, len, f) == len;
-	if (fclose(f) != 0)
+	if (fclose(f) != 0) {
 		ok = false;
-	if (!ok)
+	}
+	if (!ok) {
 		fprintf(stderr, "testenv: %s: write failed\n", path);
+	}
 	return ok;
 }
 
@@ -174,18 +181,21 @@ static void testenv_rm_rf(const char *path)
 	struct dirent *e;
 	char child[1024];
 
-	if (lstat(path, &st) != 0)
+	if (lstat(path, &st) != 0) {
 		return;
+	}
 	if (!S_ISDIR(st.st_mode)) {
 		(void)unlink(path);
 		return;
 	}
 	if ((d = opendir(path)) != NULL) {
 		while ((e = readdir(d)) != NULL) {
-			if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) {
 				continue;
-			if (testenv_fmt(child, sizeof(child), "%s/%s", path, e->d_name))
+			}
+			if (testenv_fmt(child, sizeof(child), "%s/%s", path, e->d_name)) {
 				testenv_rm_rf(child);
+			}
 		}
 		closedir(d);
 	}
@@ -199,8 +209,9 @@ static bool testenv_pick_ports(uint16_t ports[TESTENV_NPORTS])
 	bool ok = true;
 	size_t i;
 
-	for (i = 0; i < TESTENV_NPORTS; i++)
+	for (i = 0; i < TESTENV_NPORTS; i++) {
 		fds[i] = -1;
+	}
 	for (i = 0; i < TESTENV_NPORTS && ok; i++) {
 		struct sockaddr_in sa;
 		socklen_t sl = sizeof(sa);
@@ -218,9 +229,11 @@ static bool testenv_pick_ports(uint16_t ports[TESTENV_NPORTS])
 		}
 		ports[i] = ntohs(sa.sin_port);
 	}
-	for (i = 0; i < TESTENV_NPORTS; i++)
-		if (fds[i] >= 0)
+	for (i = 0; i < TESTENV_NPORTS; i++) {
+		if (fds[i] >= 0) {
 			close(fds[i]);
+		}
+	}
 	return ok;
 }
 
@@ -230,13 +243,16 @@ static char **testenv_make_envp(const char *softhsm_conf)
 	size_t n = 0, j = 0;
 	char **envp;
 
-	while (environ != NULL && environ[n] != NULL)
+	while (environ != NULL && environ[n] != NULL) {
 		n++;
-	if ((envp = calloc(n + 2, sizeof(*envp))) == NULL)
+	}
+	if ((envp = calloc(n + 2, sizeof(*envp))) == NULL) {
 		return NULL;
+	}
 	for (size_t i = 0; i < n; i++) {
-		if (strncmp(environ[i], "SOFTHSM2_CONF=", 14) == 0)
+		if (strncmp(environ[i], "SOFTHSM2_CONF=", 14) == 0) {
 			continue;
+		}
 		envp[j++] = environ[i];
 	}
 	/* The one string this array owns; freed in tkm_testenv_free(). */
@@ -252,21 +268,26 @@ static void testenv_free_envp(char **envp)
 {
 	size_t i;
 
-	if (envp == NULL)
+	if (envp == NULL) {
 		return;
-	for (i = 0; envp[i] != NULL; i++)
-		if (strncmp(envp[i], "SOFTHSM2_CONF=", 14) == 0)
+	}
+	for (i = 0; envp[i] != NULL; i++) {
+		if (strncmp(envp[i], "SOFTHSM2_CONF=", 14) == 0) {
 			free(envp[i]);
+		}
+	}
 	free(envp);
 }
 
 /* Decode a wait status into the convention of tkm_testenv_stop(). */
 static int testenv_status(int ws)
 {
-	if (WIFEXITED(ws))
+	if (WIFEXITED(ws)) {
 		return WEXITSTATUS(ws);
-	if (WIFSIGNALED(ws))
+	}
+	if (WIFSIGNALED(ws)) {
 		return 128 + WTERMSIG(ws);
+	}
 	return TKM_TESTENV_KILLED;
 }
 
@@ -279,18 +300,22 @@ static int testenv_wait(pid_t pid, int ms)
 
 	for (;;) {
 		r = waitpid(pid, &ws, WNOHANG);
-		if (r == pid)
+		if (r == pid) {
 			return testenv_status(ws);
-		if (r < 0 && errno != EINTR)
+		}
+		if (r < 0 && errno != EINTR) {
 			return TKM_TESTENV_KILLED;
-		if (tkm_testenv_now_us() >= deadline)
+		}
+		if (tkm_testenv_now_us() >= deadline) {
 			break;
+		}
 		tkm_testenv_sleep_ms(10);
 	}
 	fprintf(stderr, "testenv: pid %ld did not exit within %d ms; killing it\n", (long)pid, ms);
 	(void)kill(pid, SIGKILL);
-	while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
+	while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
 		;
+	}
 	return TKM_TESTENV_KILLED;
 }
 
@@ -305,19 +330,23 @@ static tkm_err testenv_spawn(char *const envp[], const char *const argv[], const
 	int flags = O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC);
 	int rv;
 
-	if (posix_spawn_file_actions_init(&fa) != 0)
+	if (posix_spawn_file_actions_init(&fa) != 0) {
 		return TKM_E_NOMEM;
+	}
 	rv = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	if (rv == 0)
+	if (rv == 0) {
 		rv = posix_spawn_file_actions_addopen(&fa, 1, out_path ? out_path : "/dev/null",
 		                                      flags, 0600);
-	if (rv == 0 && err_path != NULL && out_path != NULL && strcmp(err_path, out_path) == 0)
+	}
+	if (rv == 0 && err_path != NULL && out_path != NULL && strcmp(err_path, out_path) == 0) {
 		rv = posix_spawn_file_actions_adddup2(&fa, 1, 2);
-	else if (rv == 0)
+	} else if (rv == 0) {
 		rv = posix_spawn_file_actions_addopen(&fa, 2, err_path ? err_path : "/dev/null",
 		                                      flags, 0600);
-	if (rv == 0)
+	}
+	if (rv == 0) {
 		rv = posix_spawnp(pid, argv[0], &fa, NULL, (char *const *)argv, envp);
+	}
 	posix_spawn_file_actions_destroy(&fa);
 	if (rv != 0) {
 		fprintf(stderr, "testenv: cannot run %s: %s\n", argv[0], strerror(rv));
@@ -337,13 +366,16 @@ tkm_err tkm_testenv_new(tkm_testenv **out)
 	tkm_err err = TKM_E_IO;
 
 	*out = NULL;
-	if ((env = calloc(1, sizeof(*env))) == NULL)
+	if ((env = calloc(1, sizeof(*env))) == NULL) {
 		return TKM_E_NOMEM;
+	}
 	env->pid = -1;
-	if (tmp == NULL || tmp[0] == '\0')
+	if (tmp == NULL || tmp[0] == '\0') {
 		tmp = "/tmp";
-	if (!testenv_fmt(env->dir, sizeof(env->dir), "%s/tkmtest.XXXXXX", tmp))
+	}
+	if (!testenv_fmt(env->dir, sizeof(env->dir), "%s/tkmtest.XXXXXX", tmp)) {
 		goto out;
+	}
 	if (mkdtemp(env->dir) == NULL) {
 		fprintf(stderr, "testenv: mkdtemp %s: %s\n", env->dir, strerror(errno));
 		env->dir[0] = '\0';
@@ -352,30 +384,35 @@ tkm_err tkm_testenv_new(tkm_testenv **out)
 	if (!testenv_fmt(env->softhsm_conf, sizeof(env->softhsm_conf), "%s/softhsm2.conf",
 	                 env->dir) ||
 	    !testenv_fmt(env->log_path, sizeof(env->log_path), "%s/tkmd.log", env->dir) ||
-	    !testenv_fmt(env->ipc_url, sizeof(env->ipc_url), "ipc://%s/tkmd.sock", env->dir))
+	    !testenv_fmt(env->ipc_url, sizeof(env->ipc_url), "ipc://%s/tkmd.sock", env->dir)) {
 		goto out;
+	}
 	/* sun_path holds 108 bytes; a long $TMPDIR would break the IPC listener. */
 	if (strlen(env->ipc_url) - strlen("ipc://") >=
 	    sizeof(((struct sockaddr_un *)0)->sun_path)) {
 		fprintf(stderr, "testenv: %s is too long for a UNIX socket path\n", env->ipc_url);
 		goto out;
 	}
-	if (!testenv_pick_ports(env->ports))
+	if (!testenv_pick_ports(env->ports)) {
 		goto out;
+	}
 	if (!testenv_fmt(env->tcp_url, sizeof(env->tcp_url), "tcp://127.0.0.1:%u",
-	                 (unsigned)env->ports[0]))
+	                 (unsigned)env->ports[0])) {
 		goto out;
+	}
 
-	if (!testenv_fmt(path, sizeof(path), "%s/tokens", env->dir) || mkdir(path, 0700) != 0)
+	if (!testenv_fmt(path, sizeof(path), "%s/tokens", env->dir) || mkdir(path, 0700) != 0) {
 		goto out;
+	}
 	if (!testenv_fmt(text, sizeof(text),
 	                 "directories.tokendir = %s\n"
 	                 "objectstore.backend = file\n"
 	                 "log.level = ERROR\n"
 	                 "slots.removable = false\n",
 	                 path) ||
-	    !testenv_write_file(env->softhsm_conf, text))
+	    !testenv_write_file(env->softhsm_conf, text)) {
 		goto out;
+	}
 	if ((env->envp = testenv_make_envp(env->softhsm_conf)) == NULL) {
 		err = TKM_E_NOMEM;
 		goto out;
@@ -392,10 +429,12 @@ tkm_err tkm_testenv_new(tkm_testenv **out)
 		                      "--pin",
 		                      TKM_TESTENV_USER_PIN,
 		                      NULL};
-		if (!testenv_fmt(path, sizeof(path), "%s/softhsm2-util.out", env->dir))
+		if (!testenv_fmt(path, sizeof(path), "%s/softhsm2-util.out", env->dir)) {
 			goto out;
-		if ((err = tkm_testenv_run(env, argv, path, path, 30000, &status)) != TKM_OK)
+		}
+		if ((err = tkm_testenv_run(env, argv, path, path, 30000, &status)) != TKM_OK) {
 			goto out;
+		}
 		if (status != 0) {
 			char *o = tkm_testenv_read_file(path, NULL);
 			fprintf(stderr, "testenv: softhsm2-util --init-token exited %d: %s\n",
@@ -407,8 +446,9 @@ tkm_err tkm_testenv_new(tkm_testenv **out)
 	}
 	/* tkmd logs in with the user PIN from a file only its owner may read. */
 	if (!testenv_fmt(path, sizeof(path), "%s/hsm-user.pin", env->dir) ||
-	    !testenv_write_file(path, TKM_TESTENV_USER_PIN "\n") || chmod(path, 0600) != 0)
+	    !testenv_write_file(path, TKM_TESTENV_USER_PIN "\n") || chmod(path, 0600) != 0) {
 		goto out;
+	}
 	*out = env;
 	env = NULL;
 	err = TKM_OK;
@@ -421,16 +461,19 @@ void tkm_testenv_free(tkm_testenv *env)
 {
 	const char *keep;
 
-	if (env == NULL)
+	if (env == NULL) {
 		return;
-	if (env->pid > 0)
+	}
+	if (env->pid > 0) {
 		(void)tkm_testenv_stop(env, SIGTERM);
+	}
 	keep = getenv("TKM_TEST_KEEP");
 	if (env->dir[0] != '\0') {
-		if (keep != NULL && keep[0] != '\0' && strcmp(keep, "0") != 0)
+		if (keep != NULL && keep[0] != '\0' && strcmp(keep, "0") != 0) {
 			fprintf(stderr, "testenv: keeping %s\n", env->dir);
-		else
+		} else {
 			testenv_rm_rf(env->dir);
+		}
 	}
 	testenv_free_envp(env->envp);
 	free(env);
@@ -481,8 +524,10 @@ char *tkm_testenv_config(const tkm_testenv *env, const char *listen, const char 
 	char *dflt = NULL, *text;
 
 	if (listen == NULL) {
-		if ((dflt = testenv_aprintf("\"%s\", \"%s\"", env->ipc_url, env->tcp_url)) == NULL)
+		if ((dflt = testenv_aprintf("\"%s\", \"%s\"", env->ipc_url, env->tcp_url)) ==
+		    NULL) {
 			return NULL;
+		}
 		listen = dflt;
 	}
 	text = testenv_aprintf("# tkmd configuration made by the test harness\n"
@@ -509,8 +554,9 @@ tkm_err tkm_testenv_client(const char *url, tkm_client **out)
 	tkm_err err;
 
 	memset(&st, 0, sizeof(st));
-	if ((err = tkm_client_open(url, NULL, &st, out)) != TKM_OK)
+	if ((err = tkm_client_open(url, NULL, &st, out)) != TKM_OK) {
 		fprintf(stderr, "testenv: open %s: %s (%s)\n", url, tkm_strerror(err), st.message);
+	}
 	return err;
 }
 
@@ -519,13 +565,16 @@ bool tkm_testenv_alive(tkm_testenv *env)
 	int ws;
 	pid_t r;
 
-	if (env->pid <= 0)
+	if (env->pid <= 0) {
 		return false;
+	}
 	r = waitpid(env->pid, &ws, WNOHANG);
-	if (r == 0)
+	if (r == 0) {
 		return true;
-	if (r == env->pid)
+	}
+	if (r == env->pid) {
 		env->exit_status = testenv_status(ws);
+	}
 	env->pid = -1;
 	return false;
 }
@@ -537,8 +586,9 @@ static bool testenv_ping_once(const char *url)
 	tkm_ping_result pr;
 	bool ok;
 
-	if (tkm_client_open(url, NULL, NULL, &c) != TKM_OK)
+	if (tkm_client_open(url, NULL, NULL, &c) != TKM_OK) {
 		return false;
+	}
 	ok = tkm_ping(c, 1000, NULL, &pr) == TKM_OK && pr.pong;
 	tkm_client_close(c);
 	return ok;
@@ -556,8 +606,9 @@ tkm_err tkm_testenv_start_config(tkm_testenv *env, const char *config)
 		return TKM_E_INVALID_ARG;
 	}
 	if (!testenv_fmt(conf_path, sizeof(conf_path), "%s/tkmd.conf", env->dir) ||
-	    !testenv_write_file(conf_path, config))
+	    !testenv_write_file(conf_path, config)) {
 		return TKM_E_IO;
+	}
 	if ((err = testenv_spawn(env->envp, argv, env->log_path, env->log_path, false,
 	                         &env->pid)) != TKM_OK) {
 		env->pid = -1;
@@ -571,8 +622,9 @@ tkm_err tkm_testenv_start_config(tkm_testenv *env, const char *config)
 			tkm_testenv_dump_log(env);
 			return TKM_E_CONNECT;
 		}
-		if (testenv_ping_once(env->ipc_url))
+		if (testenv_ping_once(env->ipc_url)) {
 			return TKM_OK;
+		}
 		tkm_testenv_sleep_ms(50);
 	}
 	fprintf(stderr, "testenv: tkmd does not answer a ping on %s after %d ms\n", env->ipc_url,
@@ -587,11 +639,14 @@ tkm_err tkm_testenv_start(tkm_testenv *env, const char *extra_listen, const char
 	char *listen = NULL, *config = NULL;
 	tkm_err err = TKM_E_NOMEM;
 
-	if (extra_listen != NULL && (listen = testenv_aprintf("\"%s\", \"%s\", %s", env->ipc_url,
-	                                                      env->tcp_url, extra_listen)) == NULL)
+	if (extra_listen != NULL &&
+	    (listen = testenv_aprintf("\"%s\", \"%s\", %s", env->ipc_url, env->tcp_url,
+	                              extra_listen)) == NULL) {
 		goto out;
-	if ((config = tkm_testenv_config(env, listen, extra_config)) == NULL)
+	}
+	if ((config = tkm_testenv_config(env, listen, extra_config)) == NULL) {
 		goto out;
+	}
 	err = tkm_testenv_start_config(env, config);
 out:
 	free(listen);
@@ -603,8 +658,9 @@ int tkm_testenv_stop(tkm_testenv *env, int sig)
 {
 	int status;
 
-	if (env->pid <= 0)
+	if (env->pid <= 0) {
 		return TKM_TESTENV_KILLED;
+	}
 	(void)kill(env->pid, sig);
 	status = testenv_wait(env->pid, TESTENV_STOP_MS);
 	env->pid = -1;
@@ -618,8 +674,9 @@ tkm_err tkm_testenv_run_config(tkm_testenv *env, const char *config, int timeout
 	const char *argv[] = {TKM_TKMD_TEST_PATH, "--config", conf_path, NULL};
 
 	if (!testenv_fmt(conf_path, sizeof(conf_path), "%s/run.conf", env->dir) ||
-	    !testenv_write_file(conf_path, config))
+	    !testenv_write_file(conf_path, config)) {
 		return TKM_E_IO;
+	}
 	return tkm_testenv_run(env, argv, env->log_path, env->log_path, timeout_ms, status);
 }
 
@@ -629,8 +686,9 @@ tkm_err tkm_testenv_run(const tkm_testenv *env, const char *const argv[], const 
 	pid_t pid;
 	tkm_err err;
 
-	if ((err = testenv_spawn(env->envp, argv, out_path, err_path, false, &pid)) != TKM_OK)
+	if ((err = testenv_spawn(env->envp, argv, out_path, err_path, false, &pid)) != TKM_OK) {
 		return err;
+	}
 	*status = testenv_wait(pid, timeout_ms);
 	return TKM_OK;
 }
@@ -649,12 +707,15 @@ long tkm_testenv_rss_kib(const tkm_testenv *env)
 	char path[64], *text, *p;
 	long kib = -1;
 
-	if (env->pid <= 0 || !testenv_fmt(path, sizeof(path), "/proc/%ld/status", (long)env->pid))
+	if (env->pid <= 0 || !testenv_fmt(path, sizeof(path), "/proc/%ld/status", (long)env->pid)) {
 		return -1;
-	if ((text = tkm_testenv_read_file(path, NULL)) == NULL)
+	}
+	if ((text = tkm_testenv_read_file(path, NULL)) == NULL) {
 		return -1;
-	if ((p = strstr(text, "\nVmRSS:")) != NULL)
+	}
+	if ((p = strstr(text, "\nVmRSS:")) != NULL) {
 		kib = strtol(p + strlen("\nVmRSS:"), NULL, 10);
+	}
 	free(text);
 	return kib;
 }

@@ -80,8 +80,9 @@ static const tkmctl_cmd tkmctl_cmds[] = {
 static const tkmctl_cmd *find_cmd(const char *name)
 {
 	for (size_t i = 0; i < TKMCTL_NCMDS; i++) {
-		if (strcmp(tkmctl_cmds[i].name, name) == 0)
+		if (strcmp(tkmctl_cmds[i].name, name) == 0) {
 			return &tkmctl_cmds[i];
+		}
 	}
 	return NULL;
 }
@@ -119,12 +120,14 @@ static size_t utf8_next(const unsigned char *p, uint32_t *cp)
 		return 0;
 	}
 	for (size_t i = 1; i < n; i++) {
-		if ((p[i] & 0xC0) != 0x80)
+		if ((p[i] & 0xC0) != 0x80) {
 			return 0;
+		}
 		v = (v << 6) | (p[i] & 0x3Fu);
 	}
-	if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
+	if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) {
 		return 0;
+	}
 	*cp = v;
 	return n;
 }
@@ -189,10 +192,11 @@ static void put_json_str(FILE *f, const char *s)
 			fputs("\\t", f);
 			break;
 		default:
-			if (is_control(cp))
+			if (is_control(cp)) {
 				fprintf(f, "\\u%04x", (unsigned)cp);
-			else
+			} else {
 				fwrite(p, 1, n, f);
+			}
 			break;
 		}
 		p += n;
@@ -222,8 +226,9 @@ static const char *err_name(tkm_err err)
 	};
 
 	for (size_t i = 0; i < sizeof(local) / sizeof(local[0]); i++) {
-		if (local[i].err == err)
+		if (local[i].err == err) {
 			return local[i].name;
+		}
 	}
 	return tkm_err_wire_name(err);
 }
@@ -248,8 +253,9 @@ static int exit_code_of(tkm_err err)
 /* Report a failed call: `tkmctl: CODE: MESSAGE` on stderr, and a JSON object with --json. */
 static int fail(const tkmctl_opts *o, tkm_err err, const char *message)
 {
-	if (message == NULL || message[0] == '\0')
+	if (message == NULL || message[0] == '\0') {
 		message = tkm_strerror(err);
+	}
 	fprintf(stderr, "tkmctl: %s: ", err_name(err));
 	put_text(stderr, message);
 	fputc('\n', stderr);
@@ -295,8 +301,9 @@ static void print_main_help(FILE *f)
 	      "\n"
 	      "Commands:\n",
 	      f);
-	for (size_t i = 0; i < TKMCTL_NCMDS; i++)
+	for (size_t i = 0; i < TKMCTL_NCMDS; i++) {
 		fprintf(f, "  %-8s  %s\n", tkmctl_cmds[i].name, tkmctl_cmds[i].summary);
+	}
 	fputs("\n"
 	      "Run 'tkmctl COMMAND --help' for the help of one command.\n"
 	      "\n"
@@ -320,10 +327,12 @@ static int cmd_help(const tkmctl_opts *o, int argc, char **argv)
 		print_main_help(stdout);
 		return TKMCTL_EXIT_OK;
 	}
-	if (argc > 1)
+	if (argc > 1) {
 		return usage_error("help takes at most one command", argv[1]);
-	if ((cmd = find_cmd(argv[0])) == NULL)
+	}
+	if ((cmd = find_cmd(argv[0])) == NULL) {
 		return usage_error("unknown command", argv[0]);
+	}
 	print_cmd_help(stdout, cmd);
 	return TKMCTL_EXIT_OK;
 }
@@ -340,8 +349,9 @@ static int connect_server(const tkmctl_opts *o, tkm_client **c)
 	co.timeout_ms = o->timeout_ms;
 	co.tls_ca_file = o->ca_file;
 	co.tls_server_name = o->server_name;
-	if ((err = tkm_client_open(o->url, &co, &st, c)) != TKM_OK)
+	if ((err = tkm_client_open(o->url, &co, &st, c)) != TKM_OK) {
 		return fail(o, err, st.message);
+	}
 	return TKMCTL_EXIT_OK;
 }
 
@@ -358,11 +368,13 @@ static void format_utc(int64_t t, char *buf, size_t len)
 	int n;
 
 	if ((int64_t)tt == t && gmtime_r(&tt, &tm) != NULL &&
-	    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) > 0)
+	    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) > 0) {
 		return;
+	}
 	n = snprintf(buf, len, "%lld", (long long)t);
-	if (n < 0 || (size_t)n >= len)
+	if (n < 0 || (size_t)n >= len) {
 		buf[0] = '\0';
+	}
 }
 
 static int cmd_ping(const tkmctl_opts *o, int argc, char **argv)
@@ -376,10 +388,12 @@ static int cmd_ping(const tkmctl_opts *o, int argc, char **argv)
 	tkm_err err;
 	int rc;
 
-	if (argc > 0)
+	if (argc > 0) {
 		return usage_error("ping takes no arguments", argv[0]);
-	if ((rc = connect_server(o, &c)) != TKMCTL_EXIT_OK)
+	}
+	if ((rc = connect_server(o, &c)) != TKMCTL_EXIT_OK) {
 		goto out;
+	}
 	(void)clock_gettime(CLOCK_MONOTONIC, &t0);
 	err = tkm_ping(c, o->timeout_ms, &st, &res);
 	(void)clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -425,14 +439,16 @@ static void print_info_text(const tkmctl_opts *o, const tkm_server_info *info)
 	print_row("server", o->url);
 	print_row("server version", info->server_version);
 	printf("%-17s %llu\n", "protocol version", (unsigned long long)info->protocol_version);
-	if (up >= 86400)
+	if (up >= 86400) {
 		n = snprintf(buf, sizeof(buf), "%llud %02llu:%02llu:%02llu (%llu s)", up / 86400,
 		             up / 3600 % 24, up / 60 % 60, up % 60, up);
-	else
+	} else {
 		n = snprintf(buf, sizeof(buf), "%02llu:%02llu:%02llu (%llu s)", up / 3600,
 		             up / 60 % 60, up % 60, up);
-	if (n < 0 || (size_t)n >= sizeof(buf))
+	}
+	if (n < 0 || (size_t)n >= sizeof(buf)) {
 		buf[0] = '\0';
+	}
 	print_row("uptime", buf);
 	if (!info->hsm_configured) {
 		print_row("hsm", "not configured");
@@ -475,18 +491,21 @@ static int cmd_info(const tkmctl_opts *o, int argc, char **argv)
 	tkm_err err;
 	int rc;
 
-	if (argc > 0)
+	if (argc > 0) {
 		return usage_error("info takes no arguments", argv[0]);
-	if ((rc = connect_server(o, &c)) != TKMCTL_EXIT_OK)
+	}
+	if ((rc = connect_server(o, &c)) != TKMCTL_EXIT_OK) {
 		goto out;
+	}
 	if ((err = tkm_info(c, o->timeout_ms, &st, &info)) != TKM_OK) {
 		rc = fail(o, err, st.message);
 		goto out;
 	}
-	if (o->json)
+	if (o->json) {
 		print_info_json(o, &info);
-	else
+	} else {
 		print_info_text(o, &info);
+	}
 out:
 	tkm_client_close(c);
 	return rc;
@@ -504,12 +523,15 @@ static const char *opt_value(int argc, char **argv, int *i, const char *name, bo
 	const char *a = argv[*i];
 	size_t n = strlen(name);
 
-	if (strncmp(a, name, n) != 0)
+	if (strncmp(a, name, n) != 0) {
 		return NULL;
-	if (a[n] == '=')
+	}
+	if (a[n] == '=') {
 		return a + n + 1;
-	if (a[n] != '\0')
+	}
+	if (a[n] != '\0') {
 		return NULL;
+	}
 	if (*i + 1 >= argc) {
 		*missing = true;
 		return NULL;
@@ -524,8 +546,9 @@ static bool parse_timeout(const char *s, int *out)
 
 	errno = 0;
 	v = strtol(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || v < 1 || v > TKMCTL_TIMEOUT_MAX)
+	if (errno != 0 || end == s || *end != '\0' || v < 1 || v > TKMCTL_TIMEOUT_MAX) {
 		return false;
+	}
 	*out = (int)v;
 	return true;
 }
@@ -602,8 +625,9 @@ int main(int argc, char **argv)
 				rc = TKMCTL_EXIT_USAGE;
 				goto out;
 			}
-			if (r == OPT_DONE)
+			if (r == OPT_DONE) {
 				continue;
+			}
 			if (cmd == NULL) {
 				rc = usage_error("unknown option", a);
 				goto out;
@@ -633,8 +657,9 @@ int main(int argc, char **argv)
 	}
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		fputs("tkmctl: io: cannot write the output\n", stderr);
-		if (rc == TKMCTL_EXIT_OK)
+		if (rc == TKMCTL_EXIT_OK) {
 			rc = TKMCTL_EXIT_SERVER;
+		}
 	}
 out:
 	free(args);
