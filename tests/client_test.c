@@ -86,8 +86,9 @@ static void put_result(tkm_cbor_w *w, int m, const tkm_wire_request *req)
 		tkm_cbor_put_uint(w, 1);
 		tkm_cbor_put_cstr(w, "uptime_s");
 		tkm_cbor_put_uint(w, 90061);
-		if (m == M_INFO_NO_HSM)
+		if (m == M_INFO_NO_HSM) {
 			break;
+		}
 		tkm_cbor_put_cstr(w, "hsm");
 		if (m != M_INFO_HSM) {
 			tkm_cbor_put_map(w, 1);
@@ -131,13 +132,15 @@ static void *responder(void *arg)
 		char why[128];
 		int m;
 
-		if (nng_recvmsg(rep, &in, 0) != 0)
+		if (nng_recvmsg(rep, &in, 0) != 0) {
 			continue; /* receive timeout: look at stop again */
+		}
 		atomic_fetch_add(&requests, 1);
 		m = atomic_load(&mode);
 		if (tkm_wire_decode_request(nng_msg_body(in), nng_msg_len(in), NULL, &doc, &req,
-		                            why, sizeof(why)) != TKM_OK)
+		                            why, sizeof(why)) != TKM_OK) {
 			m = M_ERROR_ID0;
+		}
 		if (m == M_SILENT) {
 			nng_msg_free(in);
 			tkm_cbor_doc_free(doc);
@@ -150,8 +153,9 @@ static void *responder(void *arg)
 			continue;
 		}
 		if (tkm_cbor_w_new(1 << 16, &w) != TKM_OK ||
-		    tkm_cbor_w_new(1 << 16, &res) != TKM_OK)
+		    tkm_cbor_w_new(1 << 16, &res) != TKM_OK) {
 			abort();
+		}
 		if (m == M_ERROR) {
 			tkm_wire_encode_error(w, req.id, TKM_E_NOT_FOUND, "no such \x1b[31mthing",
 			                      NULL, 0);
@@ -162,15 +166,18 @@ static void *responder(void *arg)
 			tkm_cbor_put_raw(w, junk, sizeof(junk));
 		} else {
 			put_result(res, m, &req);
-			if (tkm_cbor_w_finish(res, &p, &len) != TKM_OK)
+			if (tkm_cbor_w_finish(res, &p, &len) != TKM_OK) {
 				abort();
+			}
 			tkm_wire_encode_result(w, m == M_WRONG_ID ? req.id + 1000 : req.id, p, len);
 		}
-		if (tkm_cbor_w_finish(w, &p, &len) != TKM_OK)
+		if (tkm_cbor_w_finish(w, &p, &len) != TKM_OK) {
 			abort();
+		}
 		nng_msg_clear(in);
-		if (nng_msg_append(in, p, len) != 0 || nng_sendmsg(rep, in, 0) != 0)
+		if (nng_msg_append(in, p, len) != 0 || nng_sendmsg(rep, in, 0) != 0) {
 			nng_msg_free(in);
+		}
 		tkm_cbor_w_free(res);
 		tkm_cbor_w_free(w);
 		tkm_cbor_doc_free(doc);
@@ -210,8 +217,9 @@ static void test_strerror(void)
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
 		const char *s = tkm_strerror(all[i]);
 		CHECK(s != NULL && s[0] != '\0' && strcmp(s, unknown) != 0);
-		for (size_t j = 0; j < i; j++)
+		for (size_t j = 0; j < i; j++) {
 			CHECK(strcmp(s, tkm_strerror(all[j])) != 0);
+		}
 	}
 	CHECK_STR(tkm_version(), TKM_VERSION_STRING);
 }
@@ -393,8 +401,9 @@ static void test_calls(void)
 	tkm_err err = TKM_E_TIMEOUT;
 	for (int i = 0; i < 50 && err != TKM_OK; i++) {
 		err = tkm_ping(c, 200, &st, &pr);
-		if (err != TKM_OK)
+		if (err != TKM_OK) {
 			sleep_ms(100);
+		}
 	}
 	CHECK_EQ_INT(err, TKM_OK);
 	tkm_client_close(c);
@@ -412,8 +421,9 @@ static void *pinger(void *arg)
 	for (int i = 0; i < N_CALLS; i++) {
 		tkm_ping_result pr;
 		tkm_status st;
-		if (tkm_ping(c, 5000, &st, &pr) != TKM_OK || !pr.pong || pr.time != 1767225600)
+		if (tkm_ping(c, 5000, &st, &pr) != TKM_OK || !pr.pong || pr.time != 1767225600) {
 			fails++;
+		}
 	}
 	return (void *)fails;
 }
@@ -429,8 +439,9 @@ static void test_threads(void)
 		CHECK(false);
 		return;
 	}
-	for (int i = 0; i < N_THREADS; i++)
+	for (int i = 0; i < N_THREADS; i++) {
 		CHECK_EQ_INT(pthread_create(&t[i], NULL, pinger, c), 0);
+	}
 	for (int i = 0; i < N_THREADS; i++) {
 		void *fails = NULL;
 		CHECK_EQ_INT(pthread_join(t[i], &fails), 0);
@@ -453,8 +464,9 @@ int main(void)
 		fprintf(stderr, "cannot listen on %s\n", url);
 		return 1;
 	}
-	if (pthread_create(&thr, NULL, responder, NULL) != 0)
+	if (pthread_create(&thr, NULL, responder, NULL) != 0) {
 		return 1;
+	}
 	test_calls();
 	test_threads();
 	atomic_store(&stop, true);

@@ -27,8 +27,9 @@ static cbor_item_t *map_get(const cbor_item_t *map, const char *key)
 	struct cbor_pair *pairs;
 	size_t n, klen = strlen(key);
 
-	if (map == NULL || !cbor_isa_map(map))
+	if (map == NULL || !cbor_isa_map(map)) {
 		return NULL;
+	}
 	pairs = cbor_map_handle(map);
 	n = cbor_map_size(map);
 	for (size_t i = 0; i < n; i++) {
@@ -36,8 +37,9 @@ static cbor_item_t *map_get(const cbor_item_t *map, const char *key)
 
 		if (cbor_isa_string(k) && cbor_string_is_definite(k) &&
 		    cbor_string_length(k) == klen &&
-		    strncmp((const char *)cbor_string_handle(k), key, klen) == 0)
+		    strncmp((const char *)cbor_string_handle(k), key, klen) == 0) {
 			return pairs[i].value;
+		}
 	}
 	return NULL;
 }
@@ -53,8 +55,9 @@ static bool text_is(const cbor_item_t *item, const char *s)
 
 static bool add_pair(cbor_item_t *map, cbor_item_t *key, cbor_item_t *value)
 {
-	if (key == NULL || value == NULL)
+	if (key == NULL || value == NULL) {
 		return false;
+	}
 	return cbor_map_add(map,
 	                    (struct cbor_pair){.key = cbor_move(key), .value = cbor_move(value)});
 }
@@ -67,13 +70,15 @@ static unsigned char *build_request(uint32_t id, const char *method, size_t *len
 	size_t cap = 0;
 
 	*len = 0;
-	if (req == NULL)
+	if (req == NULL) {
 		return NULL;
+	}
 	if (add_pair(req, cbor_build_string("v"), cbor_build_uint8(1)) &&
 	    add_pair(req, cbor_build_string("id"), cbor_build_uint32(id)) &&
 	    add_pair(req, cbor_build_string("method"), cbor_build_string(method)) &&
-	    add_pair(req, cbor_build_string("params"), cbor_new_definite_map(0)))
+	    add_pair(req, cbor_build_string("params"), cbor_new_definite_map(0))) {
 		*len = cbor_serialize_alloc(req, &buf, &cap);
+	}
 	cbor_decref(&req);
 	return *len > 0 ? buf : NULL;
 }
@@ -103,8 +108,9 @@ static cbor_item_t *call(nng_socket s, uint32_t id, const char *method)
 	if (item == NULL || res.error.code != CBOR_ERR_NONE || res.read != rep_len) {
 		fprintf(stderr, "%s: reply is not one CBOR item (error %d at %zu)\n", method,
 		        (int)res.error.code, res.error.position);
-		if (item != NULL)
+		if (item != NULL) {
 			cbor_decref(&item);
+		}
 	}
 	nng_free(rep, rep_len);
 	return item;
@@ -188,8 +194,9 @@ int main(void)
 	}
 	CHECK_EQ_INT(tkm_testenv_stop(env, SIGTERM), 0);
 out:
-	if (tkm_test_failed != 0 && env != NULL)
+	if (tkm_test_failed != 0 && env != NULL) {
 		tkm_testenv_dump_log(env);
+	}
 	tkm_testenv_free(env);
 	return tkm_test_report("protocol_client");
 }

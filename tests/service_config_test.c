@@ -43,22 +43,25 @@ static void check_insecure_tcp(tkm_testenv *env)
 
 	config = tkm_testenv_config(env, listen, NULL);
 	CHECK(config != NULL);
-	if (config == NULL)
+	if (config == NULL) {
 		return;
+	}
 	CHECK_EQ_INT(tkm_testenv_run_config(env, config, RUN_TIMEOUT_MS, &status), TKM_OK);
 	CHECK_EQ_INT(status, 2);
 	log = read_log(env);
 	CHECK(log != NULL && strstr(log, "loopback") != NULL);
-	if (log != NULL && strstr(log, "loopback") == NULL)
+	if (log != NULL && strstr(log, "loopback") == NULL) {
 		fprintf(stderr, "refusal message does not mention loopback:\n%s\n", log);
+	}
 	free(log);
 	free(config);
 
 	/* With the development switch it starts, and answers on 127.0.0.1. */
 	config = tkm_testenv_config(env, listen, "allow_insecure_tcp = true;");
 	CHECK(config != NULL);
-	if (config == NULL)
+	if (config == NULL) {
 		return;
+	}
 	CHECK_EQ_INT(tkm_testenv_start_config(env, config), TKM_OK);
 	{
 		char url[64];
@@ -94,12 +97,14 @@ static void check_bad_configs(tkm_testenv *env)
 		char *config = tkm_testenv_config(env, NULL, extras[i]);
 
 		CHECK(config != NULL);
-		if (config == NULL)
+		if (config == NULL) {
 			continue;
+		}
 		status = -1;
 		CHECK_EQ_INT(tkm_testenv_run_config(env, config, RUN_TIMEOUT_MS, &status), TKM_OK);
-		if (status != 2)
+		if (status != 2) {
 			fprintf(stderr, "config \"%s\": exit %d, want 2\n", extras[i], status);
+		}
 		CHECK_EQ_INT(status, 2);
 		free(config);
 	}
@@ -129,13 +134,15 @@ static void *sleeper_run(void *arg)
 	tkm_cbor_limits lim = tkm_cbor_default_limits();
 
 	memset(&st, 0, sizeof(st));
-	if ((s->err = tkm_cbor_w_new(64, &w)) != TKM_OK)
+	if ((s->err = tkm_cbor_w_new(64, &w)) != TKM_OK) {
 		goto out;
+	}
 	tkm_cbor_put_map(w, 1);
 	tkm_cbor_put_cstr(w, "ms");
 	tkm_cbor_put_uint(w, 1000);
-	if ((s->err = tkm_cbor_w_finish(w, &p, &n)) != TKM_OK)
+	if ((s->err = tkm_cbor_w_finish(w, &p, &n)) != TKM_OK) {
 		goto out;
+	}
 	atomic_store(&s->started, true);
 	s->err = tkm_call_raw(s->client, "debug.sleep", p, n, 15000, &st, &res, &res_len);
 	snprintf(s->message, sizeof(s->message), "%s", st.message);
@@ -143,8 +150,9 @@ static void *sleeper_run(void *arg)
 		s->err = tkm_cbor_decode(res, res_len, &lim, &doc, NULL, 0);
 		if (s->err == TKM_OK &&
 		    !tkm_cbor_get_uint(tkm_cbor_map_get(tkm_cbor_root(doc), "slept_ms"),
-		                       &s->slept_ms))
+		                       &s->slept_ms)) {
 			s->err = TKM_E_PROTOCOL;
+		}
 	}
 out:
 	atomic_store(&s->started, true);
@@ -170,19 +178,22 @@ static void check_drain(tkm_testenv *env, int sig, const char *url_kind)
 		return;
 	}
 	CHECK_EQ_INT(tkm_testenv_client(url, &c), TKM_OK);
-	if (c == NULL)
+	if (c == NULL) {
 		return;
+	}
 	sl.client = c;
 	CHECK_EQ_INT(pthread_create(&t, NULL, sleeper_run, &sl), 0);
-	while (!atomic_load(&sl.started))
+	while (!atomic_load(&sl.started)) {
 		tkm_testenv_sleep_ms(1);
+	}
 	/* Give the request time to reach a worker; the sleep lasts 1,000 ms. */
 	tkm_testenv_sleep_ms(300);
 	status = tkm_testenv_stop(env, sig);
 	CHECK_EQ_INT(pthread_join(t, NULL), 0);
-	if (sl.err != TKM_OK)
+	if (sl.err != TKM_OK) {
 		fprintf(stderr, "signal %d: in-flight debug.sleep: %s: %s\n", sig,
 		        tkm_strerror(sl.err), sl.message);
+	}
 	CHECK_EQ_INT(sl.err, TKM_OK);
 	CHECK_EQ_INT(sl.slept_ms, 1000);
 	CHECK_EQ_INT(status, 0);
@@ -207,10 +218,12 @@ static void check_log(tkm_testenv *env)
 		return;
 	}
 	CHECK_EQ_INT(tkm_testenv_client(tkm_testenv_ipc_url(env), &c), TKM_OK);
-	if (c == NULL)
+	if (c == NULL) {
 		return;
-	for (int i = 0; i < 3; i++)
+	}
+	for (int i = 0; i < 3; i++) {
 		CHECK_EQ_INT(tkm_ping(c, 5000, NULL, &pr), TKM_OK);
+	}
 
 	/* A ping whose params carry a secret-looking key and value: a bad request. */
 	CHECK_EQ_INT(tkm_cbor_w_new(256, &w), TKM_OK);
@@ -229,21 +242,24 @@ static void check_log(tkm_testenv *env)
 	/* Stop first, so that every line is flushed. */
 	CHECK_EQ_INT(tkm_testenv_stop(env, SIGTERM), 0);
 	log = read_log(env);
-	if (log == NULL)
+	if (log == NULL) {
 		return;
+	}
 	CHECK(strstr(log, MARKER_VALUE) == NULL);
 	CHECK(strstr(log, MARKER_KEY) == NULL);
 	for (line = strtok_r(log, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
-		if (strstr(line, "method=sys.ping") == NULL)
+		if (strstr(line, "method=sys.ping") == NULL) {
 			continue;
+		}
 		ping_lines++;
 		CHECK(strstr(line, "rid=") != NULL);
 		CHECK(strstr(line, "latency_us=") != NULL);
 		CHECK(strstr(line, "outcome=") != NULL);
-		if (strstr(line, "outcome=ok") != NULL)
+		if (strstr(line, "outcome=ok") != NULL) {
 			ok_lines++;
-		else
+		} else {
 			bad_lines++;
+		}
 	}
 	/* The harness's readiness pings are logged too, hence at least. */
 	CHECK(ping_lines >= 4);
@@ -266,8 +282,9 @@ int main(void)
 	check_drain(env, SIGINT, "tcp");
 	check_log(env);
 out:
-	if (tkm_test_failed != 0 && env != NULL)
+	if (tkm_test_failed != 0 && env != NULL) {
 		tkm_testenv_dump_log(env);
+	}
 	tkm_testenv_free(env);
 	return tkm_test_report("service_config");
 }

@@ -140,8 +140,9 @@ static bool build_case(int k, uint64_t id, uint8_t *buf, size_t cap, size_t *len
 	bool ok = false;
 	static char long_str[MAX_STR + 200];
 
-	if (tkm_cbor_w_new(cap, &w) != TKM_OK)
+	if (tkm_cbor_w_new(cap, &w) != TKM_OK) {
 		return false;
+	}
 	switch (k) {
 	case C_EMPTY:
 		break;
@@ -174,10 +175,11 @@ static bool build_case(int k, uint64_t id, uint8_t *buf, size_t cap, size_t *len
 		tkm_cbor_put_cstr(w, "v");
 		tkm_cbor_put_uint(w, 1);
 		tkm_cbor_put_cstr(w, "id");
-		if (k == C_ID_TEXT)
+		if (k == C_ID_TEXT) {
 			tkm_cbor_put_cstr(w, "17");
-		else
+		} else {
 			tkm_cbor_put_int(w, -17);
+		}
 		tkm_cbor_put_cstr(w, "method");
 		tkm_cbor_put_cstr(w, "sys.ping");
 		tkm_cbor_put_cstr(w, "params");
@@ -215,8 +217,9 @@ static bool build_case(int k, uint64_t id, uint8_t *buf, size_t cap, size_t *len
 		tkm_cbor_put_cstr(w, "params");
 		tkm_cbor_put_map(w, 1);
 		tkm_cbor_put_cstr(w, "a");
-		for (int i = 0; i < 20; i++)
+		for (int i = 0; i < 20; i++) {
 			tkm_cbor_put_array(w, 1);
+		}
 		tkm_cbor_put_uint(w, 0);
 		break;
 	case C_LONG_STRING:
@@ -349,13 +352,16 @@ static bool build_case(int k, uint64_t id, uint8_t *buf, size_t cap, size_t *len
 		ok = true;
 		goto out;
 	}
-	if (tkm_cbor_w_finish(w, &p, &n) != TKM_OK || n + 1 > cap)
+	if (tkm_cbor_w_finish(w, &p, &n) != TKM_OK || n + 1 > cap) {
 		goto out;
+	}
 	memcpy(buf, p, n);
-	if (k == C_TRUNCATED)
+	if (k == C_TRUNCATED) {
 		n -= 3; /* into "params" */
-	if (k == C_TRAILING)
+	}
+	if (k == C_TRAILING) {
 		buf[n++] = 0x00;
+	}
 	*len = n;
 	ok = true;
 out:
@@ -403,10 +409,12 @@ static void roundtrip(nng_socket s, const uint8_t *buf, size_t len, reply *r)
 	memset(r, 0, sizeof(*r));
 	r->decode = TKM_E_PROTOCOL;
 	/* nng_send does not take a NULL buffer, even for an empty message. */
-	if ((r->nng_rv = nng_send(s, len > 0 ? (void *)buf : &dummy, len, 0)) != 0)
+	if ((r->nng_rv = nng_send(s, len > 0 ? (void *)buf : &dummy, len, 0)) != 0) {
 		return;
-	if ((r->nng_rv = nng_recv(s, &in, &in_len, NNG_FLAG_ALLOC)) != 0)
+	}
+	if ((r->nng_rv = nng_recv(s, &in, &in_len, NNG_FLAG_ALLOC)) != 0) {
 		return;
+	}
 	memset(&resp, 0, sizeof(resp));
 	r->decode = tkm_wire_decode_response(in, in_len, &lim, &doc, &resp, why, sizeof(why));
 	if (r->decode == TKM_OK) {
@@ -430,8 +438,9 @@ static void roundtrip(nng_socket s, const uint8_t *buf, size_t len, reply *r)
 /* Does reply r fit case k sent with id? */
 static bool reply_ok(int k, uint64_t id, const reply *r)
 {
-	if (r->nng_rv != 0 || r->decode != TKM_OK || !r->is_error || r->code != cases[k].code)
+	if (r->nng_rv != 0 || r->decode != TKM_OK || !r->is_error || r->code != cases[k].code) {
 		return false;
+	}
 	switch (cases[k].id_rule) {
 	case ID_ECHO:
 		return r->id == id;
@@ -472,8 +481,9 @@ static void check_each_case(const char *url)
 		} else {
 			tkm_test_passed++;
 		}
-		if (k == C_UNKNOWN_METHOD)
+		if (k == C_UNKNOWN_METHOD) {
 			CHECK(strstr(r.message, "unknown method") != NULL);
+		}
 		/* Error messages are for people: bounded and never empty. */
 		CHECK(r.message[0] != '\0' && strlen(r.message) <= 200);
 	}
@@ -543,9 +553,10 @@ static void check_size_limit(const char *url)
 	 */
 	if ((big = calloc(1, MAX_MSG + 1024)) != NULL) {
 		roundtrip(s, big, MAX_MSG + 1024, &r);
-		if (r.nng_rv != NNG_ECONNRESET && r.nng_rv != NNG_ETIMEDOUT)
+		if (r.nng_rv != NNG_ECONNRESET && r.nng_rv != NNG_ETIMEDOUT) {
 			fprintf(stderr, "%s: oversize message: %s\n", url,
 			        r.nng_rv == 0 ? "answered" : nng_strerror(r.nng_rv));
+		}
 		CHECK(r.nng_rv == NNG_ECONNRESET || r.nng_rv == NNG_ETIMEDOUT);
 		free(big);
 	}
@@ -570,8 +581,9 @@ static void *flood_nng(void *arg)
 	size_t len;
 	reply r;
 
-	if (!open_req(f->url, &s, RECV_TIMEO))
+	if (!open_req(f->url, &s, RECV_TIMEO)) {
 		return NULL;
+	}
 	for (unsigned i = 0; i < FLOOD_EACH; i++) {
 		int k = (int)((i + f->seed) % (NCASES + 1));
 		uint64_t id = 1 + ((uint64_t)f->seed << 20) + i;
@@ -579,19 +591,22 @@ static void *flood_nng(void *arg)
 		if (k == NCASES) {
 			/* Random bytes: must draw an error, whatever they are. */
 			len = 1 + (size_t)(rand_r(&f->rnd) % 512);
-			for (size_t j = 0; j < len; j++)
+			for (size_t j = 0; j < len; j++) {
 				buf[j] = (uint8_t)rand_r(&f->rnd);
+			}
 		} else if (!build_case(k, id, buf, sizeof(buf), &len)) {
 			f->wrong++;
 			continue;
 		}
 		roundtrip(s, buf, len, &r);
 		f->sent++;
-		if (r.nng_rv == 0)
+		if (r.nng_rv == 0) {
 			f->answered++;
+		}
 		if (k == NCASES ? (r.nng_rv != 0 || r.decode != TKM_OK || !r.is_error)
-		                : !reply_ok(k, id, &r))
+		                : !reply_ok(k, id, &r)) {
 			f->wrong++;
+		}
 	}
 	nng_close(s);
 	return NULL;
@@ -614,13 +629,16 @@ static bool wait_closed(int fd, int ms)
 		uint64_t now = tkm_testenv_now_us();
 		ssize_t n;
 
-		if (now >= deadline)
+		if (now >= deadline) {
 			return false;
-		if (poll(&pfd, 1, (int)((deadline - now) / 1000u) + 1) <= 0)
+		}
+		if (poll(&pfd, 1, (int)((deadline - now) / 1000u) + 1) <= 0) {
 			continue;
+		}
 		n = recv(fd, buf, sizeof(buf), 0);
-		if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
+		if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) {
 			return true;
+		}
 	}
 }
 
@@ -641,21 +659,24 @@ static void *flood_raw(void *arg)
 		uint8_t head[16] = {0x00, 'S', 'P', 0x00, 0x00, 0x30, 0x00, 0x00};
 		int fd;
 
-		for (int b = 0; b < 8; b++)
+		for (int b = 0; b < 8; b++) {
 			head[8 + b] = (uint8_t)(frame_len >> (56 - 8 * b));
+		}
 		memset(&sa, 0, sizeof(sa));
 		sa.sin_family = AF_INET;
 		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 		sa.sin_port = htons(f->port);
-		if ((fd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
+		if ((fd = socket(AF_INET, SOCK_STREAM, 0)) < 0) {
 			continue;
+		}
 		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
 			(void)send(fd, head, sizeof(head), MSG_NOSIGNAL);
 			/* The body may be cut short by the server's close; that is the point. */
 			(void)send(fd, body, (size_t)frame_len, MSG_NOSIGNAL);
 			f->sent++;
-			if (wait_closed(fd, 10000))
+			if (wait_closed(fd, 10000)) {
 				f->closed_by_server++;
+			}
 		}
 		close(fd);
 	}
@@ -675,8 +696,9 @@ static void *watchdog(void *arg)
 	        WATCHDOG_S);
 	tkm_testenv_dump_log(env);
 	fflush(stderr);
-	if (tkm_testenv_pid(env) > 0)
+	if (tkm_testenv_pid(env) > 0) {
 		(void)kill(tkm_testenv_pid(env), SIGKILL);
+	}
 	_exit(1);
 	return NULL;
 }
@@ -722,8 +744,9 @@ static void check_ping(const char *url)
 	tkm_status st;
 
 	CHECK_EQ_INT(tkm_testenv_client(url, &c), TKM_OK);
-	if (c == NULL)
+	if (c == NULL) {
 		return;
+	}
 	memset(&pr, 0, sizeof(pr));
 	CHECK_EQ_INT(tkm_ping(c, 5000, &st, &pr), TKM_OK);
 	CHECK(pr.pong);
@@ -768,8 +791,9 @@ int main(void)
 	printf("tkmd VmRSS after the flood: %ld KiB\n", tkm_testenv_rss_kib(env));
 	CHECK_EQ_INT(tkm_testenv_stop(env, SIGTERM), 0);
 out:
-	if (tkm_test_failed != 0 && env != NULL)
+	if (tkm_test_failed != 0 && env != NULL) {
 		tkm_testenv_dump_log(env);
+	}
 	tkm_testenv_free(env);
 	return tkm_test_report("service_malformed");
 }

@@ -38,8 +38,9 @@ static int connect_loopback(uint16_t port)
 	sa.sin_family = AF_INET;
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	sa.sin_port = htons(port);
-	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
+	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) < 0) {
 		return -1;
+	}
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
 		close(fd);
 		return -1;
@@ -52,10 +53,12 @@ static bool send_all(int fd, const uint8_t *p, size_t len)
 	while (len > 0) {
 		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
 
-		if (n < 0 && errno == EINTR)
+		if (n < 0 && errno == EINTR) {
 			continue;
-		if (n <= 0)
+		}
+		if (n <= 0) {
 			return false;
+		}
 		p += n;
 		len -= (size_t)n;
 	}
@@ -78,17 +81,22 @@ static long read_until_closed(int fd, int ms, uint8_t *first, size_t first_len)
 		uint64_t now = tkm_testenv_now_us();
 		ssize_t n;
 
-		if (now >= deadline)
+		if (now >= deadline) {
 			return -1;
-		if (poll(&pfd, 1, (int)((deadline - now) / 1000u) + 1) <= 0)
+		}
+		if (poll(&pfd, 1, (int)((deadline - now) / 1000u) + 1) <= 0) {
 			continue;
+		}
 		n = recv(fd, buf, sizeof(buf), 0);
-		if (n < 0 && errno == EINTR)
+		if (n < 0 && errno == EINTR) {
 			continue;
-		if (n <= 0)
+		}
+		if (n <= 0) {
 			return total;
-		for (ssize_t i = 0; i < n && (size_t)total + (size_t)i < first_len; i++)
+		}
+		for (ssize_t i = 0; i < n && (size_t)total + (size_t)i < first_len; i++) {
 			first[total + i] = buf[i];
+		}
 		total += n;
 	}
 }
@@ -111,19 +119,22 @@ int main(void)
 		long got;
 		int fd;
 
-		for (int b = 0; b < 8; b++)
+		for (int b = 0; b < 8; b++) {
 			frame[8 + b] = (uint8_t)(CLAIM >> (56 - 8 * b));
+		}
 		fd = connect_loopback(tkm_testenv_tcp_port(env));
 		CHECK(fd >= 0);
-		if (fd < 0)
+		if (fd < 0) {
 			continue;
+		}
 		CHECK(send_all(fd, frame, sizeof(frame)));
 		/* A few bytes of the "body", as an attacker would trickle them. */
 		(void)send_all(fd, (const uint8_t *)"abcd", 4);
 
 		got = read_until_closed(fd, CLOSE_MS, server_hello, sizeof(server_hello));
-		if (got < 0)
+		if (got < 0) {
 			fprintf(stderr, "connection %d: still open after %d ms\n", c, CLOSE_MS);
+		}
 		/* tkmd closed the connection, after no more than its own SP header. */
 		CHECK(got >= 0 && got <= 8);
 		if (got == 8) {
@@ -156,8 +167,9 @@ int main(void)
 	}
 	CHECK_EQ_INT(tkm_testenv_stop(env, SIGTERM), 0);
 out:
-	if (tkm_test_failed != 0 && env != NULL)
+	if (tkm_test_failed != 0 && env != NULL) {
 		tkm_testenv_dump_log(env);
+	}
 	tkm_testenv_free(env);
 	return tkm_test_report("service_oversize");
 }

@@ -46,10 +46,12 @@ static void *pinger_run(void *arg)
 		err = tkm_ping(p->client, 10000, &st, &pr);
 		if (err == TKM_OK && pr.pong) {
 			p->ok++;
-			if (pr.time < p->min_time)
+			if (pr.time < p->min_time) {
 				p->min_time = pr.time;
-			if (pr.time > p->max_time)
+			}
+			if (pr.time > p->max_time) {
 				p->max_time = pr.time;
+			}
 		} else {
 			p->failed++;
 			p->last_err = err;
@@ -78,9 +80,10 @@ static void ping_storm(tkm_client *client, unsigned nthreads, unsigned npings)
 		CHECK_EQ_INT(pthread_join(ps[i].thread, NULL), 0);
 		total += ps[i].ok;
 		failed += ps[i].failed;
-		if (ps[i].failed != 0)
+		if (ps[i].failed != 0) {
 			fprintf(stderr, "thread %u: %u failed, last: %s: %s\n", i, ps[i].failed,
 			        tkm_strerror(ps[i].last_err), ps[i].last_msg);
+		}
 		/* Every reply carried the server clock of this run. */
 		if (ps[i].ok > 0) {
 			CHECK(ps[i].min_time >= (int64_t)before - 5);
@@ -103,8 +106,9 @@ static void check_ping_and_info(const char *url)
 	size_t ml;
 
 	CHECK_EQ_INT(tkm_testenv_client(url, &c), TKM_OK);
-	if (c == NULL)
+	if (c == NULL) {
 		return;
+	}
 
 	memset(&pr, 0, sizeof(pr));
 	CHECK_EQ_INT(tkm_ping(c, 0, &st, &pr), TKM_OK);
@@ -148,15 +152,17 @@ int main(void)
 
 	/* 16 threads x 1,000 pings over IPC on one shared client. */
 	CHECK_EQ_INT(tkm_testenv_client(tkm_testenv_ipc_url(env), &c), TKM_OK);
-	if (c != NULL)
+	if (c != NULL) {
 		ping_storm(c, IPC_THREADS, IPC_PINGS);
+	}
 	tkm_client_close(c);
 	c = NULL;
 
 	/* The same over TCP, fewer calls. */
 	CHECK_EQ_INT(tkm_testenv_client(tkm_testenv_tcp_url(env), &c), TKM_OK);
-	if (c != NULL)
+	if (c != NULL) {
 		ping_storm(c, TCP_THREADS, TCP_PINGS);
+	}
 	tkm_client_close(c);
 	c = NULL;
 
@@ -164,8 +170,9 @@ int main(void)
 	status = tkm_testenv_stop(env, SIGTERM);
 	CHECK_EQ_INT(status, 0);
 out:
-	if (tkm_test_failed != 0 && env != NULL)
+	if (tkm_test_failed != 0 && env != NULL) {
 		tkm_testenv_dump_log(env);
+	}
 	tkm_testenv_free(env);
 	return tkm_test_report("service_ping");
 }

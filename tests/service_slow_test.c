@@ -46,8 +46,9 @@ static tkm_err sleep_params(uint64_t ms, tkm_cbor_w **w, const uint8_t **p, size
 {
 	tkm_err err;
 
-	if ((err = tkm_cbor_w_new(64, w)) != TKM_OK)
+	if ((err = tkm_cbor_w_new(64, w)) != TKM_OK) {
 		return err;
+	}
 	tkm_cbor_put_map(*w, 1);
 	tkm_cbor_put_cstr(*w, "ms");
 	tkm_cbor_put_uint(*w, ms);
@@ -65,8 +66,9 @@ static void *sleeper_run(void *arg)
 	tkm_status st;
 
 	memset(&st, 0, sizeof(st));
-	if ((s->err = sleep_params(SLEEP_MS, &w, &params, &params_len)) != TKM_OK)
+	if ((s->err = sleep_params(SLEEP_MS, &w, &params, &params_len)) != TKM_OK) {
 		goto out;
+	}
 	atomic_store(&s->started, true);
 	s->err = tkm_call_raw(s->client, "debug.sleep", params, params_len, SLEEP_MS + 10000, &st,
 	                      &res, &res_len);
@@ -79,8 +81,9 @@ static void *sleeper_run(void *arg)
 		s->err = tkm_cbor_decode(res, res_len, &lim, &doc, NULL, 0);
 		if (s->err == TKM_OK &&
 		    !tkm_cbor_get_uint(tkm_cbor_map_get(tkm_cbor_root(doc), "slept_ms"),
-		                       &s->slept_ms))
+		                       &s->slept_ms)) {
 			s->err = TKM_E_PROTOCOL;
+		}
 	}
 out:
 	atomic_store(&s->done, true);
@@ -99,8 +102,9 @@ static void *pinger_run(void *arg)
 		if (tkm_ping(p->client, 10000, NULL, &pr) == TKM_OK && pr.pong) {
 			p->ok++;
 			/* Read after the reply: did the sleep finish first? */
-			if (atomic_load(&p->sl->done))
+			if (atomic_load(&p->sl->done)) {
 				p->after_sleep++;
+			}
 		}
 	}
 	p->last_us = tkm_testenv_now_us();
@@ -132,8 +136,9 @@ int main(void)
 	sl.client = shared;
 	CHECK_EQ_INT(pthread_create(&sleep_thread, NULL, sleeper_run, &sl), 0);
 	/* Let the sleep request reach the server: ordering, not timing, is asserted below. */
-	while (!atomic_load(&sl.started))
+	while (!atomic_load(&sl.started)) {
 		tkm_testenv_sleep_ms(1);
+	}
 	tkm_testenv_sleep_ms(300);
 	CHECK(!atomic_load(&sl.done));
 
@@ -146,8 +151,9 @@ int main(void)
 		CHECK_EQ_INT(pthread_join(ps[i].thread, NULL), 0);
 		ok += ps[i].ok;
 		after += ps[i].after_sleep;
-		if (ps[i].last_us > pings_done_us)
+		if (ps[i].last_us > pings_done_us) {
 			pings_done_us = ps[i].last_us;
+		}
 	}
 	/* All 50 pings answered, every one while the sleep was still in flight. */
 	CHECK_EQ_INT(ok, PING_THREADS * PINGS_EACH);
@@ -155,8 +161,9 @@ int main(void)
 	CHECK(!atomic_load(&sl.done));
 
 	CHECK_EQ_INT(pthread_join(sleep_thread, NULL), 0);
-	if (sl.err != TKM_OK)
+	if (sl.err != TKM_OK) {
 		fprintf(stderr, "debug.sleep: %s: %s\n", tkm_strerror(sl.err), sl.message);
+	}
 	CHECK_EQ_INT(sl.err, TKM_OK);
 	CHECK_EQ_INT(sl.slept_ms, SLEEP_MS);
 	CHECK(pings_done_us < sl.done_us);
@@ -185,8 +192,9 @@ int main(void)
 out:
 	tkm_client_close(shared);
 	tkm_client_close(other);
-	if (tkm_test_failed != 0 && env != NULL)
+	if (tkm_test_failed != 0 && env != NULL) {
 		tkm_testenv_dump_log(env);
+	}
 	tkm_testenv_free(env);
 	return tkm_test_report("service_slow");
 }

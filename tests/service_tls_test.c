@@ -34,8 +34,9 @@ static bool make_cert(const tkm_testenv *env, const char *name, char *crt, size_
 
 	if (snprintf(crt, crt_len, "%s/%s.crt", dir, name) >= (int)crt_len ||
 	    snprintf(key, key_len, "%s/%s.key", dir, name) >= (int)key_len ||
-	    snprintf(out, sizeof(out), "%s/openssl-%s.out", dir, name) >= (int)sizeof(out))
+	    snprintf(out, sizeof(out), "%s/openssl-%s.out", dir, name) >= (int)sizeof(out)) {
 		return false;
+	}
 	{
 		const char *argv[] = {TKM_OPENSSL,
 		                      "req",
@@ -56,8 +57,9 @@ static bool make_cert(const tkm_testenv *env, const char *name, char *crt, size_
 		                      "-out",
 		                      crt,
 		                      NULL};
-		if (tkm_testenv_run(env, argv, out, out, 30000, &status) != TKM_OK)
+		if (tkm_testenv_run(env, argv, out, out, 30000, &status) != TKM_OK) {
 			return false;
+		}
 	}
 	if (status != 0) {
 		char *o = tkm_testenv_read_file(out, NULL);
@@ -81,12 +83,14 @@ static tkm_err tls_ping(const char *url, const char *ca, tkm_status *st)
 	o.tls_ca_file = ca;
 	o.timeout_ms = 5000;
 	memset(st, 0, sizeof(*st));
-	if ((err = tkm_client_open(url, &o, st, &c)) != TKM_OK)
+	if ((err = tkm_client_open(url, &o, st, &c)) != TKM_OK) {
 		return err;
+	}
 	memset(&pr, 0, sizeof(pr));
 	err = tkm_ping(c, 5000, st, &pr);
-	if (err == TKM_OK && !pr.pong)
+	if (err == TKM_OK && !pr.pong) {
 		err = TKM_E_PROTOCOL;
+	}
 	tkm_client_close(c);
 	return err;
 }
@@ -120,8 +124,9 @@ int main(void)
 	/* Trusting the server's certificate: works, repeatedly. */
 	for (int i = 0; i < 3; i++) {
 		err = tls_ping(url, crt, &st);
-		if (err != TKM_OK)
+		if (err != TKM_OK) {
 			fprintf(stderr, "TLS ping: %s: %s\n", tkm_strerror(err), st.message);
+		}
 		CHECK_EQ_INT(err, TKM_OK);
 	}
 
@@ -141,16 +146,18 @@ int main(void)
 		tkm_ping_result pr;
 
 		CHECK_EQ_INT(tkm_testenv_client(tkm_testenv_tcp_url(env), &c), TKM_OK);
-		if (c != NULL)
+		if (c != NULL) {
 			CHECK_EQ_INT(tkm_ping(c, 5000, NULL, &pr), TKM_OK);
+		}
 		tkm_client_close(c);
 	}
 	CHECK_EQ_INT(tls_ping(url, crt, &st), TKM_OK);
 
 	CHECK_EQ_INT(tkm_testenv_stop(env, SIGTERM), 0);
 out:
-	if (tkm_test_failed != 0 && env != NULL)
+	if (tkm_test_failed != 0 && env != NULL) {
 		tkm_testenv_dump_log(env);
+	}
 	tkm_testenv_free(env);
 	return tkm_test_report("service_tls");
 }

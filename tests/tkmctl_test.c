@@ -33,10 +33,12 @@ static int tkmctl(char **out, const char *a1, const char *a2, const char *a3, co
 	const char *argv[8] = {TKM_TKMCTL_PATH, a1, a2, a3, a4, a5, NULL, NULL};
 	int status = -1;
 
-	if (tkm_testenv_run(env, argv, out_path, err_path, 30000, &status) != TKM_OK)
+	if (tkm_testenv_run(env, argv, out_path, err_path, 30000, &status) != TKM_OK) {
 		return -1;
-	if (out != NULL)
+	}
+	if (out != NULL) {
 		*out = tkm_testenv_read_file(out_path, NULL);
+	}
 	return status;
 }
 
@@ -44,8 +46,9 @@ static bool has(const char *text, const char *needle)
 {
 	bool ok = text != NULL && strstr(text, needle) != NULL;
 
-	if (!ok)
+	if (!ok) {
 		fprintf(stderr, "output lacks \"%s\":\n%s\n", needle, text ? text : "(none)");
+	}
 	return ok;
 }
 
@@ -57,8 +60,9 @@ static int json_valid(const char *path)
 	int status = -1;
 
 	snprintf(jout, sizeof(jout), "%s/json.out", tkm_testenv_dir(env));
-	if (tkm_testenv_run(env, argv, jout, jout, 30000, &status) != TKM_OK)
+	if (tkm_testenv_run(env, argv, jout, jout, 30000, &status) != TKM_OK) {
 		return -1;
+	}
 	if (status != 0) {
 		char *o = tkm_testenv_read_file(jout, NULL);
 
@@ -158,8 +162,9 @@ int main(void)
 	/* And with tkmd gone, the same URL is a connection error. */
 	CHECK_EQ_INT(tkmctl(NULL, "--url", ipc, "ping", NULL, NULL), 3);
 out:
-	if (tkm_test_failed != 0 && env != NULL)
+	if (tkm_test_failed != 0 && env != NULL) {
 		tkm_testenv_dump_log(env);
+	}
 	tkm_testenv_free(env);
 	return tkm_test_report("tkmctl");
 }
