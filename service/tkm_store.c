@@ -1,13 +1,21 @@
 /*
- * tkm_store.c - open, configure and migrate tkmd's SQLite database.
+ * tkm_store.c - open, configure and migrate tkmd's SQLite database, and write
+ * to it through one writer thread with group commit.
  *
  * Migrations are numbered and run in one IMMEDIATE transaction together with
  * the user_version bump, so a crash leaves either the old or the new schema.
  * Every SQLite error is turned into a tkm_err here with the file name and
  * SQLite's own words; nothing above this module sees sqlite3 types.
+ *
+ * Writes: callers queue a change plus its audit record and sleep. The writer
+ * takes everything queued, runs each change and appends its audit record in
+ * its own SAVEPOINT inside one IMMEDIATE transaction, commits once, and only
+ * then wakes the callers with their own outcomes. The writer alone owns the
+ * audit chain head (last seq and hash), so the chain needs no lock.
  */
 #include <errno.h>
 #include <libgen.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +23,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include <sodium.h>
 #include <sqlite3.h>
 
 #include "tkm/client.h"
@@ -22,10 +31,52 @@
 #include "tkm_why.h"
 
 #define TKM_STORE_BUSY_TIMEOUT_MS 5000
+#define TKM_STORE_DEFAULT_BATCH   1024
+#define TKM_STORE_WHY_LEN         256
+
+/* One queued write; lives on the caller's stack until done. */
+typedef struct tkm_store_req {
+	tkm_store_change_fn change;
+	void *arg;
+	const tkm_audit_rec *rec; /* NULL: a checkpoint request */
+	tkm_err err;
+	uint64_t seq;
+	char why[TKM_STORE_WHY_LEN];
+	bool done;
+	struct tkm_store_req *next;
+} tkm_store_req;
+
+struct tkm_store_tx {
+	sqlite3 *db;
+};
 
 struct tkm_store {
-	sqlite3 *db;
+	sqlite3 *db; /* readers (and migrations) */
 	int version;
+	bool readonly;
+	char *path;
+
+	/* Writer: the queue and stats under mu. */
+	pthread_mutex_t mu;
+	pthread_cond_t work_cv;
+	pthread_cond_t done_cv;
+	bool sync_init;
+	bool writer_running;
+	bool stopping;
+	pthread_t writer;
+	tkm_store_req *q_head, *q_tail;
+	tkm_store_writer_stats stats;
+
+	/* Owned by the writer thread once started. */
+	sqlite3 *wdb;
+	sqlite3_stmt *ins_audit;
+	sqlite3_stmt *ins_cp;
+	tkm_store_writer_cfg cfg;
+	uint8_t key_id[TKM_AUDIT_KEY_ID_MAX];
+	uint64_t head_seq;
+	uint8_t head_hash[TKM_AUDIT_HASH_LEN];
+	uint64_t cp_seq;
+	uint64_t cp_time_ms;
 };
 
 static tkm_err db_fail(sqlite3 *db, const char *path, const char *what, char *why, size_t why_len)
@@ -151,11 +202,40 @@ out:
 	return err;
 }
 
+/*
+ * Migration 2: the audit chain and its signed checkpoints (docs/audit.md).
+ * details holds the canonical CBOR map exactly as hashed.
+ */
+static tkm_err migrate_2(sqlite3 *db, const char *path, char *why, size_t why_len)
+{
+	return exec_sql(db, path,
+	                "CREATE TABLE audit ("
+	                " seq INTEGER PRIMARY KEY,"
+	                " ts INTEGER NOT NULL,"
+	                " principal TEXT,"
+	                " role TEXT,"
+	                " method TEXT NOT NULL,"
+	                " target TEXT,"
+	                " outcome TEXT NOT NULL,"
+	                " error_code TEXT,"
+	                " details BLOB NOT NULL,"
+	                " prev_hash BLOB NOT NULL,"
+	                " hash BLOB NOT NULL);"
+	                "CREATE TABLE audit_checkpoint ("
+	                " seq INTEGER PRIMARY KEY,"
+	                " hash BLOB NOT NULL,"
+	                " ts INTEGER NOT NULL,"
+	                " signature BLOB NOT NULL,"
+	                " key_id BLOB NOT NULL)",
+	                why, why_len);
+}
+
 static const struct {
 	int version;
 	tkm_err (*apply)(sqlite3 *db, const char *path, char *why, size_t why_len);
 } tkm_store_migrations[] = {
     {1, migrate_1},
+    {2, migrate_2},
 };
 
 _Static_assert(sizeof(tkm_store_migrations) / sizeof(tkm_store_migrations[0]) ==
@@ -224,6 +304,49 @@ out:
 	return err;
 }
 
+static tkm_err store_new(const char *path, tkm_store **out)
+{
+	tkm_store *st = calloc(1, sizeof(*st));
+	pthread_condattr_t attr;
+
+	*out = NULL;
+	if (st == NULL) {
+		return TKM_E_NOMEM;
+	}
+	st->path = strdup(path);
+	if (st->path == NULL) {
+		free(st);
+		return TKM_E_NOMEM;
+	}
+	if (pthread_mutex_init(&st->mu, NULL) != 0) {
+		goto fail;
+	}
+	/* The writer sleeps until a timed checkpoint against the monotonic clock. */
+	if (pthread_condattr_init(&attr) != 0) {
+		pthread_mutex_destroy(&st->mu);
+		goto fail;
+	}
+	if (pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0 ||
+	    pthread_cond_init(&st->work_cv, &attr) != 0) {
+		pthread_condattr_destroy(&attr);
+		pthread_mutex_destroy(&st->mu);
+		goto fail;
+	}
+	pthread_condattr_destroy(&attr);
+	if (pthread_cond_init(&st->done_cv, NULL) != 0) {
+		pthread_cond_destroy(&st->work_cv);
+		pthread_mutex_destroy(&st->mu);
+		goto fail;
+	}
+	st->sync_init = true;
+	*out = st;
+	return TKM_OK;
+fail:
+	free(st->path);
+	free(st);
+	return TKM_E_NOMEM;
+}
+
 tkm_err tkm_store_open(const char *path, tkm_store **out, char *why, size_t why_len)
 {
 	tkm_store *st = NULL;
@@ -236,9 +359,8 @@ tkm_err tkm_store_open(const char *path, tkm_store **out, char *why, size_t why_
 	if (err != TKM_OK) {
 		goto out;
 	}
-	st = calloc(1, sizeof(*st));
-	if (st == NULL) {
-		err = TKM_E_NOMEM;
+	err = store_new(path, &st);
+	if (err != TKM_OK) {
 		goto out;
 	}
 	if (sqlite3_open_v2(path, &db,
@@ -286,12 +408,21 @@ out:
 	return err;
 }
 
+static void writer_stop(tkm_store *st);
+
 void tkm_store_close(tkm_store *st)
 {
 	if (st == NULL) {
 		return;
 	}
+	writer_stop(st);
 	sqlite3_close_v2(st->db);
+	if (st->sync_init) {
+		pthread_cond_destroy(&st->done_cv);
+		pthread_cond_destroy(&st->work_cv);
+		pthread_mutex_destroy(&st->mu);
+	}
+	free(st->path);
 	free(st);
 }
 
@@ -336,5 +467,813 @@ tkm_err tkm_store_meta_get(tkm_store *st, const char *key, char *buf, size_t buf
 	err = TKM_OK;
 out:
 	sqlite3_finalize(stmt);
+	return err;
+}
+
+tkm_err tkm_store_open_readonly(const char *path, tkm_store **out, char *why, size_t why_len)
+{
+	tkm_store *st = NULL;
+	sqlite3 *db = NULL;
+	int version = 0;
+	tkm_err err;
+
+	*out = NULL;
+	err = store_new(path, &st);
+	if (err != TKM_OK) {
+		goto out;
+	}
+	if (sqlite3_open_v2(path, &db,
+	                    SQLITE_OPEN_READONLY | SQLITE_OPEN_FULLMUTEX | SQLITE_OPEN_EXRESCODE,
+	                    NULL) != SQLITE_OK) {
+		err = db_fail(db, path, "cannot open read-only", why, why_len);
+		goto out;
+	}
+	if (sqlite3_busy_timeout(db, TKM_STORE_BUSY_TIMEOUT_MS) != SQLITE_OK) {
+		err = db_fail(db, path, "cannot set the busy timeout", why, why_len);
+		goto out;
+	}
+	err = exec_int(db, path, "PRAGMA user_version", &version, why, why_len);
+	if (err != TKM_OK) {
+		goto out;
+	}
+	if (version < 2 || version > TKM_STORE_SCHEMA_VERSION) {
+		err = tkm_why_fail(why, why_len, TKM_E_FAILED_PRECONDITION,
+		                   "database %s has schema version %d; this tkm %s reads versions "
+		                   "2 to %d",
+		                   path, version, tkm_version(), TKM_STORE_SCHEMA_VERSION);
+		goto out;
+	}
+	st->db = db;
+	db = NULL;
+	st->version = version;
+	st->readonly = true;
+	*out = st;
+	st = NULL;
+out:
+	if (err == TKM_E_NOMEM) {
+		(void)tkm_why_fail(why, why_len, err, "database %s: out of memory", path);
+	}
+	sqlite3_close_v2(db);
+	tkm_store_close(st);
+	return err;
+}
+
+/* ---- Writer ---- */
+
+static const uint8_t tkm_store_empty_map[1] = {0xa0};
+
+static uint64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_REALTIME, &ts) != 0) {
+		return 0;
+	}
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) {
+		return 0;
+	}
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static int bind_opt_text(sqlite3_stmt *s, int idx, const char *t)
+{
+	return t == NULL ? sqlite3_bind_null(s, idx)
+	                 : sqlite3_bind_text(s, idx, t, -1, SQLITE_STATIC);
+}
+
+/* Append in after (*seq, hash) on the writer's connection; advance them on success. */
+static tkm_err append_audit(tkm_store *st, const tkm_audit_rec *in, uint64_t *seq,
+                            uint8_t hash[static TKM_AUDIT_HASH_LEN], char *why, size_t why_len)
+{
+	sqlite3_stmt *s = st->ins_audit;
+	uint8_t h[TKM_AUDIT_HASH_LEN];
+	tkm_audit_rec rec = *in;
+	tkm_err err;
+
+	rec.seq = *seq + 1;
+	rec.ts_ms = wall_ms();
+	if (rec.details == NULL) {
+		rec.details = tkm_store_empty_map;
+		rec.details_len = sizeof(tkm_store_empty_map);
+	}
+	err = tkm_audit_hash(&rec, hash, h);
+	if (err != TKM_OK) {
+		return tkm_why_fail(why, why_len, err, "audit record %llu: cannot hash it",
+		                    (unsigned long long)rec.seq);
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	if (sqlite3_bind_int64(s, 1, (sqlite3_int64)rec.seq) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 2, (sqlite3_int64)rec.ts_ms) != SQLITE_OK ||
+	    bind_opt_text(s, 3, rec.principal) != SQLITE_OK ||
+	    bind_opt_text(s, 4, rec.role) != SQLITE_OK ||
+	    bind_opt_text(s, 5, rec.method) != SQLITE_OK ||
+	    bind_opt_text(s, 6, rec.target) != SQLITE_OK ||
+	    bind_opt_text(s, 7, rec.outcome) != SQLITE_OK ||
+	    bind_opt_text(s, 8, rec.error_code) != SQLITE_OK ||
+	    sqlite3_bind_blob(s, 9, rec.details, (int)rec.details_len, SQLITE_STATIC) !=
+	        SQLITE_OK ||
+	    sqlite3_bind_blob(s, 10, hash, TKM_AUDIT_HASH_LEN, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_blob(s, 11, h, TKM_AUDIT_HASH_LEN, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_step(s) != SQLITE_DONE) {
+		err = tkm_why_fail(why, why_len, TKM_E_IO,
+		                   "database %s: audit record %llu not written, change refused: %s",
+		                   st->path, (unsigned long long)rec.seq, sqlite3_errmsg(st->wdb));
+		sqlite3_reset(s);
+		return err;
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	*seq = rec.seq;
+	memcpy(hash, h, TKM_AUDIT_HASH_LEN);
+	return TKM_OK;
+}
+
+/* Sign (seq, hash) and insert the checkpoint on the writer's connection. */
+static tkm_err write_checkpoint(tkm_store *st, uint64_t seq,
+                                const uint8_t hash[static TKM_AUDIT_HASH_LEN], char *why,
+                                size_t why_len)
+{
+	sqlite3_stmt *s = st->ins_cp;
+	uint8_t msg[256];
+	uint8_t sig[TKM_AUDIT_SIG_LEN];
+	uint64_t ts = wall_ms();
+	size_t n = 0;
+	tkm_err err;
+
+	err = tkm_audit_checkpoint_msg(seq, hash, ts, msg, sizeof(msg), &n);
+	if (err != TKM_OK) {
+		return tkm_why_fail(why, why_len, err, "audit checkpoint %llu: cannot encode it",
+		                    (unsigned long long)seq);
+	}
+	err = st->cfg.sign(st->cfg.sign_ctx, msg, n, sig, why, why_len);
+	if (err != TKM_OK) {
+		return err;
+	}
+	sqlite3_reset(s);
+	if (sqlite3_bind_int64(s, 1, (sqlite3_int64)seq) != SQLITE_OK ||
+	    sqlite3_bind_blob(s, 2, hash, TKM_AUDIT_HASH_LEN, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 3, (sqlite3_int64)ts) != SQLITE_OK ||
+	    sqlite3_bind_blob(s, 4, sig, TKM_AUDIT_SIG_LEN, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_blob(s, 5, st->key_id, (int)st->cfg.key_id_len, SQLITE_STATIC) !=
+	        SQLITE_OK ||
+	    sqlite3_step(s) != SQLITE_DONE) {
+		err = tkm_why_fail(why, why_len, TKM_E_IO,
+		                   "database %s: audit checkpoint %llu not written: %s", st->path,
+		                   (unsigned long long)seq, sqlite3_errmsg(st->wdb));
+	}
+	sqlite3_reset(s);
+	return err;
+}
+
+static tkm_err wexec(tkm_store *st, const char *sql, char *why, size_t why_len)
+{
+	return exec_sql(st->wdb, st->path, sql, why, why_len);
+}
+
+/* Undo one change's savepoint; false if the transaction itself is gone. */
+static bool savepoint_undo(tkm_store *st, const char *name_rollback, const char *name_release)
+{
+	if (sqlite3_get_autocommit(st->wdb)) {
+		return false;
+	}
+	return sqlite3_exec(st->wdb, name_rollback, NULL, NULL, NULL) == SQLITE_OK &&
+	       sqlite3_exec(st->wdb, name_release, NULL, NULL, NULL) == SQLITE_OK;
+}
+
+static bool checkpoint_due(const tkm_store *st, uint64_t seq, bool force)
+{
+	if (st->cfg.sign == NULL || seq <= st->cp_seq) {
+		return false;
+	}
+	if (force) {
+		return true;
+	}
+	if (st->cfg.checkpoint_every != 0 && seq - st->cp_seq >= st->cfg.checkpoint_every) {
+		return true;
+	}
+	return st->cfg.checkpoint_interval_ms != 0 &&
+	       mono_ms() - st->cp_time_ms >= st->cfg.checkpoint_interval_ms;
+}
+
+/*
+ * One group commit: every request of list in its own savepoint, an optional
+ * checkpoint, one COMMIT. Each request's err is final when this returns.
+ */
+static void run_batch(tkm_store *st, tkm_store_req *list, bool force_cp)
+{
+	uint8_t hash[TKM_AUDIT_HASH_LEN];
+	char why[TKM_STORE_WHY_LEN] = "";
+	uint64_t seq = st->head_seq;
+	uint64_t nreq = 0, nok = 0, nfail = 0;
+	tkm_err cp_err = TKM_OK;
+	bool tx_lost = false;
+	bool cp_written = false;
+	tkm_store_req *r;
+	tkm_err err;
+
+	memcpy(hash, st->head_hash, sizeof(hash));
+	for (r = list; r != NULL; r = r->next) {
+		r->err = TKM_OK;
+		r->why[0] = '\0';
+		if (r->rec == NULL) {
+			force_cp = true;
+		}
+	}
+	err = wexec(st, "BEGIN IMMEDIATE", why, sizeof(why));
+	if (err != TKM_OK) {
+		tx_lost = true;
+		goto settle;
+	}
+	for (r = list; r != NULL; r = r->next) {
+		uint8_t h2[TKM_AUDIT_HASH_LEN];
+		tkm_store_tx tx = {st->wdb};
+		uint64_t s2 = seq;
+
+		if (r->rec == NULL) {
+			continue;
+		}
+		err = wexec(st, "SAVEPOINT w", why, sizeof(why));
+		if (err != TKM_OK) {
+			tx_lost = true;
+			break;
+		}
+		memcpy(h2, hash, sizeof(h2));
+		if (r->change != NULL) {
+			r->err = r->change(&tx, r->arg, r->why, sizeof(r->why));
+		}
+		if (r->err == TKM_OK) {
+			r->err = append_audit(st, r->rec, &s2, h2, r->why, sizeof(r->why));
+		}
+		if (r->err == TKM_OK) {
+			err = wexec(st, "RELEASE w", why, sizeof(why));
+			if (err != TKM_OK) {
+				tx_lost = true;
+				break;
+			}
+			seq = s2;
+			memcpy(hash, h2, sizeof(hash));
+			r->seq = seq;
+		} else if (!savepoint_undo(st, "ROLLBACK TO w", "RELEASE w")) {
+			tkm_why_set(why, sizeof(why), "database %s: transaction lost: %s", st->path,
+			            sqlite3_errmsg(st->wdb));
+			err = TKM_E_IO;
+			tx_lost = true;
+			break;
+		}
+	}
+	if (tx_lost) {
+		goto settle;
+	}
+	if (checkpoint_due(st, seq, force_cp)) {
+		err = wexec(st, "SAVEPOINT cp", why, sizeof(why));
+		if (err != TKM_OK) {
+			tx_lost = true;
+			goto settle;
+		}
+		cp_err = write_checkpoint(st, seq, hash, why, sizeof(why));
+		if (cp_err == TKM_OK) {
+			err = wexec(st, "RELEASE cp", why, sizeof(why));
+			if (err != TKM_OK) {
+				tx_lost = true;
+				goto settle;
+			}
+			cp_written = true;
+		} else if (!savepoint_undo(st, "ROLLBACK TO cp", "RELEASE cp")) {
+			err = TKM_E_IO;
+			tx_lost = true;
+			goto settle;
+		}
+	}
+	err = wexec(st, "COMMIT", why, sizeof(why));
+	if (err != TKM_OK) {
+		tx_lost = true;
+		goto settle;
+	}
+	st->head_seq = seq;
+	memcpy(st->head_hash, hash, sizeof(hash));
+	if (cp_written) {
+		st->cp_seq = seq;
+	}
+settle:
+	/* Written or failed, the next timed attempt is one interval away. */
+	if (cp_written || cp_err != TKM_OK) {
+		st->cp_time_ms = mono_ms();
+	}
+	if (tx_lost) {
+		if (!sqlite3_get_autocommit(st->wdb)) {
+			(void)sqlite3_exec(st->wdb, "ROLLBACK", NULL, NULL, NULL);
+		}
+		cp_written = false;
+	}
+	for (r = list; r != NULL; r = r->next) {
+		nreq++;
+		if (tx_lost && r->err == TKM_OK) {
+			r->err = err != TKM_OK ? err : TKM_E_IO;
+			tkm_why_set(r->why, sizeof(r->why), "%s", why);
+		}
+		if (r->rec == NULL && r->err == TKM_OK && cp_err != TKM_OK) {
+			r->err = cp_err;
+			tkm_why_set(r->why, sizeof(r->why), "%s", why);
+		}
+		if (r->rec != NULL) {
+			if (r->err == TKM_OK) {
+				nok++;
+			} else {
+				nfail++;
+			}
+		}
+	}
+	pthread_mutex_lock(&st->mu);
+	st->stats.writes_ok += nok;
+	st->stats.writes_failed += nfail;
+	st->stats.transactions += tx_lost ? 0 : 1;
+	if (nreq > st->stats.max_batch_seen) {
+		st->stats.max_batch_seen = nreq;
+	}
+	st->stats.checkpoints += cp_written ? 1 : 0;
+	st->stats.checkpoint_fails += cp_err != TKM_OK ? 1 : 0;
+	for (r = list; r != NULL; r = r->next) {
+		r->done = true;
+	}
+	pthread_cond_broadcast(&st->done_cv);
+	pthread_mutex_unlock(&st->mu);
+}
+
+/* Called with mu held: how long the writer may sleep before a timed checkpoint. */
+static bool timed_checkpoint_pending(const tkm_store *st, struct timespec *deadline)
+{
+	uint64_t at;
+
+	if (st->cfg.sign == NULL || st->cfg.checkpoint_interval_ms == 0 ||
+	    st->head_seq <= st->cp_seq) {
+		return false;
+	}
+	at = st->cp_time_ms + st->cfg.checkpoint_interval_ms;
+	deadline->tv_sec = (time_t)(at / 1000u);
+	deadline->tv_nsec = (long)(at % 1000u) * 1000000L;
+	return true;
+}
+
+static void *writer_main(void *arg)
+{
+	tkm_store *st = arg;
+	struct timespec deadline;
+
+	pthread_mutex_lock(&st->mu);
+	while (!st->stopping || st->q_head != NULL) {
+		tkm_store_req *list, *last;
+		size_t n = 1;
+
+		if (st->q_head == NULL) {
+			if (!timed_checkpoint_pending(st, &deadline)) {
+				pthread_cond_wait(&st->work_cv, &st->mu);
+			} else if (pthread_cond_timedwait(&st->work_cv, &st->mu, &deadline) ==
+			               ETIMEDOUT &&
+			           st->q_head == NULL) {
+				pthread_mutex_unlock(&st->mu);
+				run_batch(st, NULL, false);
+				pthread_mutex_lock(&st->mu);
+			}
+			continue;
+		}
+		list = st->q_head;
+		last = list;
+		while (last->next != NULL && n < st->cfg.max_batch) {
+			last = last->next;
+			n++;
+		}
+		st->q_head = last->next;
+		if (st->q_head == NULL) {
+			st->q_tail = NULL;
+		}
+		last->next = NULL;
+		pthread_mutex_unlock(&st->mu);
+		run_batch(st, list, false);
+		pthread_mutex_lock(&st->mu);
+	}
+	pthread_mutex_unlock(&st->mu);
+	/* Sign the tail on a clean stop so that no record is left unprotected. */
+	if (checkpoint_due(st, st->head_seq, true)) {
+		run_batch(st, NULL, true);
+	}
+	return NULL;
+}
+
+static tkm_err read_head(tkm_store *st, char *why, size_t why_len)
+{
+	sqlite3_stmt *s = NULL;
+	tkm_err err = TKM_OK;
+	int rc;
+
+	if (sqlite3_prepare_v2(st->wdb, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", -1,
+	                       &s, NULL) != SQLITE_OK) {
+		err = db_fail(st->wdb, st->path, "cannot read the audit chain head", why, why_len);
+		goto out;
+	}
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		if (sqlite3_column_int64(s, 0) < 1 || sqlite3_column_type(s, 1) != SQLITE_BLOB ||
+		    sqlite3_column_bytes(s, 1) != TKM_AUDIT_HASH_LEN) {
+			err = tkm_why_fail(why, why_len, TKM_E_FAILED_PRECONDITION,
+			                   "database %s: the last audit record is malformed; run "
+			                   "tkmctl audit verify",
+			                   st->path);
+			goto out;
+		}
+		st->head_seq = (uint64_t)sqlite3_column_int64(s, 0);
+		memcpy(st->head_hash, sqlite3_column_blob(s, 1), TKM_AUDIT_HASH_LEN);
+	} else if (rc != SQLITE_DONE) {
+		err = db_fail(st->wdb, st->path, "cannot read the audit chain head", why, why_len);
+		goto out;
+	}
+	sqlite3_finalize(s);
+	s = NULL;
+	if (sqlite3_prepare_v2(st->wdb, "SELECT max(seq) FROM audit_checkpoint", -1, &s, NULL) !=
+	        SQLITE_OK ||
+	    sqlite3_step(s) != SQLITE_ROW) {
+		err = db_fail(st->wdb, st->path, "cannot read the last audit checkpoint", why,
+		              why_len);
+		goto out;
+	}
+	st->cp_seq = (uint64_t)sqlite3_column_int64(s, 0);
+	st->cp_time_ms = mono_ms();
+out:
+	sqlite3_finalize(s);
+	return err;
+}
+
+tkm_err tkm_store_writer_start(tkm_store *st, const tkm_store_writer_cfg *cfg, char *why,
+                               size_t why_len)
+{
+	tkm_err err = TKM_OK;
+
+	if (st->readonly || st->writer_running) {
+		return tkm_why_fail(why, why_len, TKM_E_FAILED_PRECONDITION, "database %s: %s",
+		                    st->path,
+		                    st->readonly ? "opened read-only" : "writer already running");
+	}
+	if (cfg->key_id_len > TKM_AUDIT_KEY_ID_MAX ||
+	    (cfg->key_id_len > 0 && cfg->key_id == NULL)) {
+		return tkm_why_fail(why, why_len, TKM_E_INVALID_ARG,
+		                    "audit key id is longer than %d bytes", TKM_AUDIT_KEY_ID_MAX);
+	}
+	st->cfg = *cfg;
+	if (st->cfg.max_batch == 0) {
+		st->cfg.max_batch = TKM_STORE_DEFAULT_BATCH;
+	}
+	if (cfg->key_id_len > 0) {
+		memcpy(st->key_id, cfg->key_id, cfg->key_id_len);
+	}
+	st->cfg.key_id = st->key_id;
+	if (sqlite3_open_v2(st->path, &st->wdb,
+	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
+	                    NULL) != SQLITE_OK) {
+		err = db_fail(st->wdb, st->path, "writer cannot open", why, why_len);
+		goto out;
+	}
+	if (sqlite3_busy_timeout(st->wdb, TKM_STORE_BUSY_TIMEOUT_MS) != SQLITE_OK) {
+		err = db_fail(st->wdb, st->path, "cannot set the busy timeout", why, why_len);
+		goto out;
+	}
+	err = wexec(st, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON", why, why_len);
+	if (err != TKM_OK) {
+		goto out;
+	}
+	if (sqlite3_prepare_v3(st->wdb,
+	                       "INSERT INTO audit (seq, ts, principal, role, method, target, "
+	                       "outcome, error_code, details, prev_hash, hash) "
+	                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+	                       -1, SQLITE_PREPARE_PERSISTENT, &st->ins_audit, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v3(st->wdb,
+	                       "INSERT INTO audit_checkpoint (seq, hash, ts, signature, key_id) "
+	                       "VALUES (?1, ?2, ?3, ?4, ?5)",
+	                       -1, SQLITE_PREPARE_PERSISTENT, &st->ins_cp, NULL) != SQLITE_OK) {
+		err =
+		    db_fail(st->wdb, st->path, "cannot prepare the audit statements", why, why_len);
+		goto out;
+	}
+	err = read_head(st, why, why_len);
+	if (err != TKM_OK) {
+		goto out;
+	}
+	st->stopping = false;
+	if (pthread_create(&st->writer, NULL, writer_main, st) != 0) {
+		err = tkm_why_fail(why, why_len, TKM_E_NOMEM, "cannot start the writer thread");
+		goto out;
+	}
+	pthread_mutex_lock(&st->mu);
+	st->writer_running = true;
+	pthread_mutex_unlock(&st->mu);
+out:
+	if (err != TKM_OK) {
+		sqlite3_finalize(st->ins_audit);
+		sqlite3_finalize(st->ins_cp);
+		sqlite3_close_v2(st->wdb);
+		st->ins_audit = NULL;
+		st->ins_cp = NULL;
+		st->wdb = NULL;
+	}
+	return err;
+}
+
+static void writer_stop(tkm_store *st)
+{
+	bool running;
+
+	if (!st->sync_init) {
+		return;
+	}
+	pthread_mutex_lock(&st->mu);
+	running = st->writer_running;
+	st->stopping = true;
+	pthread_cond_signal(&st->work_cv);
+	pthread_mutex_unlock(&st->mu);
+	if (!running) {
+		return;
+	}
+	pthread_join(st->writer, NULL);
+	sqlite3_finalize(st->ins_audit);
+	sqlite3_finalize(st->ins_cp);
+	sqlite3_close_v2(st->wdb);
+	st->ins_audit = NULL;
+	st->ins_cp = NULL;
+	st->wdb = NULL;
+	st->writer_running = false;
+}
+
+/* Queue r and sleep until the writer has settled it. */
+static tkm_err submit(tkm_store *st, tkm_store_req *r, char *why, size_t why_len)
+{
+	pthread_mutex_lock(&st->mu);
+	if (!st->writer_running || st->stopping) {
+		pthread_mutex_unlock(&st->mu);
+		return tkm_why_fail(why, why_len, TKM_E_FAILED_PRECONDITION,
+		                    "database %s: the writer is not running", st->path);
+	}
+	if (st->q_tail != NULL) {
+		st->q_tail->next = r;
+	} else {
+		st->q_head = r;
+	}
+	st->q_tail = r;
+	pthread_cond_signal(&st->work_cv);
+	while (!r->done) {
+		pthread_cond_wait(&st->done_cv, &st->mu);
+	}
+	pthread_mutex_unlock(&st->mu);
+	if (r->err != TKM_OK) {
+		tkm_why_set(why, why_len, "%s", r->why);
+	}
+	return r->err;
+}
+
+tkm_err tkm_store_write(tkm_store *st, tkm_store_change_fn change, void *arg,
+                        const tkm_audit_rec *rec, uint64_t *seq, char *why, size_t why_len)
+{
+	tkm_store_req r;
+	tkm_err err;
+
+	memset(&r, 0, sizeof(r));
+	if (rec == NULL) {
+		return tkm_why_fail(why, why_len, TKM_E_INVALID_ARG,
+		                    "a write needs an audit record");
+	}
+	err = tkm_audit_rec_check(rec, why, why_len);
+	if (err != TKM_OK) {
+		return err;
+	}
+	r.change = change;
+	r.arg = arg;
+	r.rec = rec;
+	err = submit(st, &r, why, why_len);
+	if (err == TKM_OK && seq != NULL) {
+		*seq = r.seq;
+	}
+	return err;
+}
+
+tkm_err tkm_store_checkpoint_now(tkm_store *st, char *why, size_t why_len)
+{
+	tkm_store_req r;
+
+	memset(&r, 0, sizeof(r));
+	if (st->cfg.sign == NULL) {
+		return tkm_why_fail(why, why_len, TKM_E_FAILED_PRECONDITION,
+		                    "database %s: no audit checkpoint signer", st->path);
+	}
+	return submit(st, &r, why, why_len);
+}
+
+void tkm_store_writer_stats_get(tkm_store *st, tkm_store_writer_stats *out)
+{
+	pthread_mutex_lock(&st->mu);
+	*out = st->stats;
+	pthread_mutex_unlock(&st->mu);
+}
+
+tkm_err tkm_store_tx_exec(tkm_store_tx *tx, const char *sql, const tkm_store_val *vals,
+                          size_t nvals, char *why, size_t why_len)
+{
+	sqlite3_stmt *s = NULL;
+	tkm_err err = TKM_OK;
+	int rc = SQLITE_OK;
+
+	if (sqlite3_prepare_v2(tx->db, sql, -1, &s, NULL) != SQLITE_OK) {
+		err = tkm_why_fail(why, why_len, TKM_E_IO, "SQL error: %s", sqlite3_errmsg(tx->db));
+		goto out;
+	}
+	if (nvals > (size_t)sqlite3_bind_parameter_count(s)) {
+		err = tkm_why_fail(why, why_len, TKM_E_INVALID_ARG, "%zu values for %d parameters",
+		                   nvals, sqlite3_bind_parameter_count(s));
+		goto out;
+	}
+	for (size_t i = 0; i < nvals && rc == SQLITE_OK; i++) {
+		int idx = (int)i + 1;
+
+		switch (vals[i].type) {
+		case TKM_STORE_NULL:
+			rc = sqlite3_bind_null(s, idx);
+			break;
+		case TKM_STORE_INT:
+			rc = sqlite3_bind_int64(s, idx, vals[i].i);
+			break;
+		case TKM_STORE_TEXT:
+			rc = vals[i].len > INT32_MAX
+			         ? SQLITE_TOOBIG
+			         : sqlite3_bind_text(s, idx, vals[i].p, (int)vals[i].len,
+			                             SQLITE_STATIC);
+			break;
+		case TKM_STORE_BLOB:
+			rc = vals[i].len > INT32_MAX
+			         ? SQLITE_TOOBIG
+			         : sqlite3_bind_blob(s, idx, vals[i].p, (int)vals[i].len,
+			                             SQLITE_STATIC);
+			break;
+		}
+	}
+	if (rc == SQLITE_OK) {
+		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		err = tkm_why_fail(why, why_len,
+		                   (rc & 0xff) == SQLITE_CONSTRAINT ? TKM_E_CONFLICT : TKM_E_IO,
+		                   "SQL error: %s", sqlite3_errmsg(tx->db));
+	}
+out:
+	sqlite3_finalize(s);
+	return err;
+}
+
+/* ---- Reading the audit log ---- */
+
+/* A text column as the writer stores it: TEXT without NUL, or NULL. */
+static bool col_text(sqlite3_stmt *s, int i, const char **out)
+{
+	int t = sqlite3_column_type(s, i);
+	const unsigned char *p;
+
+	*out = NULL;
+	if (t == SQLITE_NULL) {
+		return true;
+	}
+	if (t != SQLITE_TEXT) {
+		return false;
+	}
+	p = sqlite3_column_text(s, i);
+	if (p == NULL) {
+		return false;
+	}
+	*out = (const char *)p;
+	return strlen(*out) == (size_t)sqlite3_column_bytes(s, i);
+}
+
+static bool col_blob(sqlite3_stmt *s, int i, const uint8_t **p, size_t *len)
+{
+	*p = NULL;
+	*len = 0;
+	if (sqlite3_column_type(s, i) != SQLITE_BLOB) {
+		return false;
+	}
+	*p = sqlite3_column_blob(s, i);
+	*len = (size_t)sqlite3_column_bytes(s, i);
+	return *p != NULL;
+}
+
+static bool col_uint(sqlite3_stmt *s, int i, uint64_t *out)
+{
+	sqlite3_int64 v;
+
+	*out = 0;
+	if (sqlite3_column_type(s, i) != SQLITE_INTEGER) {
+		return false;
+	}
+	v = sqlite3_column_int64(s, i);
+	if (v < 0) {
+		return false;
+	}
+	*out = (uint64_t)v;
+	return true;
+}
+
+tkm_err tkm_store_audit_scan(tkm_store *st,
+                             tkm_err (*on_checkpoint)(void *arg,
+                                                      const tkm_store_checkpoint_row *row),
+                             tkm_err (*on_record)(void *arg, const tkm_store_audit_row *row),
+                             void *arg, char *why, size_t why_len)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *s = NULL;
+	bool in_tx = false;
+	tkm_err err = TKM_OK;
+	int rc;
+
+	/* Its own connection: one snapshot for both tables, whoever else reads. */
+	if (sqlite3_open_v2(st->path, &db,
+	                    SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
+	                    NULL) != SQLITE_OK ||
+	    sqlite3_busy_timeout(db, TKM_STORE_BUSY_TIMEOUT_MS) != SQLITE_OK) {
+		err = db_fail(db, st->path, "cannot open for reading the audit log", why, why_len);
+		goto out;
+	}
+	err = exec_sql(db, st->path, "BEGIN", why, why_len);
+	if (err != TKM_OK) {
+		goto out;
+	}
+	in_tx = true;
+	if (sqlite3_prepare_v2(db,
+	                       "SELECT seq, hash, ts, signature, key_id FROM audit_checkpoint "
+	                       "ORDER BY seq",
+	                       -1, &s, NULL) != SQLITE_OK) {
+		err = db_fail(db, st->path, "cannot read audit checkpoints", why, why_len);
+		goto out;
+	}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		tkm_store_checkpoint_row row;
+
+		memset(&row, 0, sizeof(row));
+		row.seq = (uint64_t)sqlite3_column_int64(s, 0);
+		(void)col_uint(s, 2, &row.ts_ms);
+		(void)col_blob(s, 1, &row.hash, &row.hash_len);
+		(void)col_blob(s, 3, &row.sig, &row.sig_len);
+		(void)col_blob(s, 4, &row.key_id, &row.key_id_len);
+		err = on_checkpoint(arg, &row);
+		if (err != TKM_OK) {
+			goto out;
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		err = db_fail(db, st->path, "cannot read audit checkpoints", why, why_len);
+		goto out;
+	}
+	sqlite3_finalize(s);
+	s = NULL;
+	if (sqlite3_prepare_v2(db,
+	                       "SELECT seq, ts, principal, role, method, target, outcome, "
+	                       "error_code, details, prev_hash, hash FROM audit ORDER BY seq",
+	                       -1, &s, NULL) != SQLITE_OK) {
+		err = db_fail(db, st->path, "cannot read the audit log", why, why_len);
+		goto out;
+	}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		tkm_store_audit_row row;
+		bool ok;
+
+		memset(&row, 0, sizeof(row));
+		row.rec.seq = (uint64_t)sqlite3_column_int64(s, 0);
+		ok = col_uint(s, 1, &row.rec.ts_ms);
+		ok = col_text(s, 2, &row.rec.principal) && ok;
+		ok = col_text(s, 3, &row.rec.role) && ok;
+		ok = col_text(s, 4, &row.rec.method) && ok;
+		ok = col_text(s, 5, &row.rec.target) && ok;
+		ok = col_text(s, 6, &row.rec.outcome) && ok;
+		ok = col_text(s, 7, &row.rec.error_code) && ok;
+		ok = col_blob(s, 8, &row.rec.details, &row.rec.details_len) && ok;
+		ok = col_blob(s, 9, &row.prev_hash, &row.prev_hash_len) && ok;
+		ok = col_blob(s, 10, &row.hash, &row.hash_len) && ok;
+		row.malformed = !ok;
+		err = on_record(arg, &row);
+		if (err != TKM_OK) {
+			goto out;
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		err = db_fail(db, st->path, "cannot read the audit log", why, why_len);
+		goto out;
+	}
+out:
+	sqlite3_finalize(s);
+	if (in_tx) {
+		(void)sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+	}
+	sqlite3_close_v2(db);
 	return err;
 }
