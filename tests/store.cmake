@@ -3,7 +3,7 @@
 
 add_executable(store_test ${CMAKE_CURRENT_LIST_DIR}/store_test.c)
 target_include_directories(store_test PRIVATE ${CMAKE_CURRENT_LIST_DIR})
-# tkmd_core brings SQLite, libsodium and threads (PUBLIC).
-target_link_libraries(store_test PRIVATE tkmd_core)
+# tkm_store brings SQLite, libsodium and threads (PUBLIC).
+target_link_libraries(store_test PRIVATE tkm_store)
 add_test(NAME store COMMAND store_test)
 set_tests_properties(store PROPERTIES LABELS unit TIMEOUT 300)

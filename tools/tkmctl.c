@@ -1,15 +1,20 @@
 /*
- * tkmctl.c - the command-line client of tkmd, built on libtkm's public API.
+ * tkmctl.c - the command-line client of tkmd, built on libtkm's public API,
+ * and the offline audit verifier (service/tkm_audit, read-only on a copy of
+ * the database).
  *
- * Commands are rows of one table ({name, summary, usage, help, handler}); a
- * later command is one more row and one more handler. Every string that came
- * from the server is untrusted: text output replaces control characters so a
- * server cannot drive the terminal, and --json output escapes them.
+ * Commands are rows of one table ({name, summary, usage, help, handler,
+ * subcommands}); a later command is one more row and one more handler. Every
+ * string that came from the server or a database is untrusted: text output
+ * replaces control characters so it cannot drive the terminal, and --json
+ * output escapes them.
  *
  * Exit status: 0 ok, 1 server error (an error reply, an invalid reply or
- * another failure), 2 usage (bad arguments, bad URL or TLS settings),
- * 3 connection (cannot connect, timeout, connection closed).
+ * another failure) or a failed check (a broken audit chain), 2 usage (bad
+ * arguments, bad URL or TLS settings, bad key file), 3 connection (cannot
+ * connect, timeout, connection closed).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -18,7 +23,10 @@
 #include <string.h>
 #include <time.h>
 
+#include <sodium.h>
+
 #include "tkm/client.h"
+#include "tkm_audit.h"
 
 #ifndef TKM_VERSION_STRING
 #error "TKM_VERSION_STRING must be defined by the build"
@@ -30,6 +38,8 @@
 #define TKMCTL_EXIT_SERVER  1
 #define TKMCTL_EXIT_USAGE   2
 #define TKMCTL_EXIT_CONNECT 3
+/* A public key file: 64 hex characters and some whitespace; anything longer is refused. */
+#define TKMCTL_PUBKEY_FILE_MAX 1024
 
 typedef struct tkmctl_opts {
 	const char *url;
@@ -39,17 +49,52 @@ typedef struct tkmctl_opts {
 	bool json;
 } tkmctl_opts;
 
-typedef struct tkmctl_cmd {
+typedef struct tkmctl_cmd tkmctl_cmd;
+
+struct tkmctl_cmd {
 	const char *name;
 	const char *summary; /* one line for the command list */
 	const char *usage;   /* arguments after the command name */
 	const char *help;    /* what it does and what it prints */
 	int (*run)(const tkmctl_opts *o, int argc, char **argv);
-} tkmctl_cmd;
+	const tkmctl_cmd *subs; /* subcommands (their help is `tkmctl CMD SUB --help`) */
+	size_t nsubs;
+};
 
 static int cmd_ping(const tkmctl_opts *o, int argc, char **argv);
 static int cmd_info(const tkmctl_opts *o, int argc, char **argv);
+static int cmd_audit(const tkmctl_opts *o, int argc, char **argv);
+static int cmd_audit_verify(const tkmctl_opts *o, int argc, char **argv);
 static int cmd_help(const tkmctl_opts *o, int argc, char **argv);
+
+static const tkmctl_cmd tkmctl_audit_cmds[] = {
+    {"verify", "check the audit hash chain and checkpoint signatures of a database copy",
+     "--db FILE --pubkey FILE",
+     "Verify the audit log of FILE, a copy or a backup of tkmd's database, offline:\n"
+     "walk the hash chain of every record and check every checkpoint signature\n"
+     "against the Ed25519 audit public key. The database is opened read-only.\n"
+     "\n"
+     "  --db FILE      the database copy\n"
+     "  --pubkey FILE  the 32-byte Ed25519 audit public key as 64 hex characters\n"
+     "                 (one line; surrounding whitespace is ignored)\n"
+     "\n"
+     "Records after the last checkpoint are chained but not yet signed: cutting\n"
+     "or rewriting them cannot be seen from the database alone (docs/audit.md).\n"
+     "\n"
+     "Output:\n"
+     "  audit chain ok: N records, M checkpoints, last checkpoint at seq S; U records\n"
+     "  after it are not yet covered by a signature\n"
+     "  audit chain BROKEN at seq N: SENTENCE   (exit status 1)\n"
+     "With --json:\n"
+     "  {\"ok\":true,\"db\":FILE,\"records\":N,\"last_seq\":N,\"checkpoints\":M,\n"
+     "   \"last_checkpoint_seq\":S,\"unsigned_tail\":U}\n"
+     "  {\"ok\":false,\"db\":FILE,\"kind\":KIND,\"seq\":N,\"message\":SENTENCE}\n"
+     "KIND is one of: changed, missing, inserted, out of order, bad genesis,\n"
+     "malformed, checkpoint mismatch, bad checkpoint signature, truncated.\n"
+     "\n"
+     "Without --db (asking the service) comes with the audit RPCs.\n",
+     cmd_audit_verify, NULL, 0},
+};
 
 static const tkmctl_cmd tkmctl_cmds[] = {
     {"ping", "check that the server answers and time the round trip", "",
@@ -60,7 +105,7 @@ static const tkmctl_cmd tkmctl_cmds[] = {
      "With --json:\n"
      "  {\"url\":URL,\"pong\":true,\"time\":UNIX_SECONDS,\"time_utc\":\"YYYY-MM-DDTHH:MM:SSZ\","
      "\"rtt_us\":N}\n",
-     cmd_ping},
+     cmd_ping, NULL, 0},
     {"info", "show the server and protocol versions, uptime and HSM token", "",
      "Call sys.info and print what the server reports about itself: its version,\n"
      "the protocol version, its uptime and the HSM token it uses (\"not configured\"\n"
@@ -70,21 +115,34 @@ static const tkmctl_cmd tkmctl_cmds[] = {
      "  {\"url\":URL,\"server_version\":V,\"protocol_version\":N,\"uptime_s\":N,\n"
      "   \"hsm\":{\"configured\":BOOL[,\"token_label\":S,\"token_model\":S,"
      "\"manufacturer\":S,\"serial\":S]}}\n",
-     cmd_info},
+     cmd_info, NULL, 0},
+    {"audit", "verify the audit log", "SUBCOMMAND [ARGS]",
+     "Work with tkmd's audit log. Subcommands:\n"
+     "  verify --db FILE --pubkey FILE   check the hash chain and the checkpoint\n"
+     "                                   signatures of a database copy, offline\n"
+     "\n"
+     "Run 'tkmctl audit SUBCOMMAND --help' for the help of one subcommand.\n",
+     cmd_audit, tkmctl_audit_cmds, sizeof(tkmctl_audit_cmds) / sizeof(tkmctl_audit_cmds[0])},
     {"help", "show help for tkmctl or for one command", "[COMMAND]",
-     "Print the help of tkmctl, or of COMMAND (the same as 'tkmctl COMMAND --help').\n", cmd_help},
+     "Print the help of tkmctl, or of COMMAND (the same as 'tkmctl COMMAND --help').\n", cmd_help,
+     NULL, 0},
 };
 
 #define TKMCTL_NCMDS (sizeof(tkmctl_cmds) / sizeof(tkmctl_cmds[0]))
 
-static const tkmctl_cmd *find_cmd(const char *name)
+static const tkmctl_cmd *find_in(const tkmctl_cmd *cmds, size_t n, const char *name)
 {
-	for (size_t i = 0; i < TKMCTL_NCMDS; i++) {
-		if (strcmp(tkmctl_cmds[i].name, name) == 0) {
-			return &tkmctl_cmds[i];
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(cmds[i].name, name) == 0) {
+			return &cmds[i];
 		}
 	}
 	return NULL;
+}
+
+static const tkmctl_cmd *find_cmd(const char *name)
+{
+	return find_in(tkmctl_cmds, TKMCTL_NCMDS, name);
 }
 
 /* ---- Output of untrusted text ---- */
@@ -307,13 +365,27 @@ static void print_main_help(FILE *f)
 	fputs("\n"
 	      "Run 'tkmctl COMMAND --help' for the help of one command.\n"
 	      "\n"
-	      "Exit status: 0 ok, 1 server error (error or invalid reply), 2 usage error,\n"
-	      "3 connection error (cannot connect, timeout, connection closed).\n",
+	      "Exit status: 0 ok, 1 server error (error or invalid reply) or failed check,\n"
+	      "2 usage error, 3 connection error (cannot connect, timeout, connection closed).\n",
 	      f);
 }
 
-static void print_cmd_help(FILE *f, const tkmctl_cmd *cmd)
+/* The help of cmd, or of its subcommand named by args[0] when it has one. */
+static void print_cmd_help(FILE *f, const tkmctl_cmd *cmd, int nargs, char **args)
 {
+	const tkmctl_cmd *sub = NULL;
+
+	if (cmd->nsubs > 0 && nargs > 0) {
+		sub = find_in(cmd->subs, cmd->nsubs, args[0]);
+	}
+	if (sub != NULL) {
+		fprintf(f,
+		        "usage: tkmctl [OPTIONS] %s %s%s%s\n\n%s\nRun 'tkmctl --help' for the "
+		        "options.\n",
+		        cmd->name, sub->name, sub->usage[0] != '\0' ? " " : "", sub->usage,
+		        sub->help);
+		return;
+	}
 	fprintf(f, "usage: tkmctl [OPTIONS] %s%s%s\n\n%s\nRun 'tkmctl --help' for the options.\n",
 	        cmd->name, cmd->usage[0] != '\0' ? " " : "", cmd->usage, cmd->help);
 }
@@ -327,13 +399,14 @@ static int cmd_help(const tkmctl_opts *o, int argc, char **argv)
 		print_main_help(stdout);
 		return TKMCTL_EXIT_OK;
 	}
-	if (argc > 1) {
-		return usage_error("help takes at most one command", argv[1]);
-	}
 	if ((cmd = find_cmd(argv[0])) == NULL) {
 		return usage_error("unknown command", argv[0]);
 	}
-	print_cmd_help(stdout, cmd);
+	if (argc > 2 || (argc == 2 && find_in(cmd->subs, cmd->nsubs, argv[1]) == NULL)) {
+		return usage_error("help takes a command and, for some, a subcommand",
+		                   argv[argc > 2 ? 2 : 1]);
+	}
+	print_cmd_help(stdout, cmd, argc - 1, argv + 1);
 	return TKMCTL_EXIT_OK;
 }
 
@@ -594,6 +667,166 @@ static int parse_global(tkmctl_opts *o, int argc, char **argv, int *i, bool *hel
 	return OPT_DONE;
 }
 
+/* ---- Audit: offline verification of a database copy ---- */
+
+static int cmd_audit(const tkmctl_opts *o, int argc, char **argv)
+{
+	const tkmctl_cmd *sub;
+
+	if (argc == 0) {
+		return usage_error("audit needs a subcommand (verify)", NULL);
+	}
+	if ((sub = find_in(tkmctl_audit_cmds,
+	                   sizeof(tkmctl_audit_cmds) / sizeof(tkmctl_audit_cmds[0]), argv[0])) ==
+	    NULL) {
+		return usage_error("unknown audit subcommand", argv[0]);
+	}
+	return sub->run(o, argc - 1, argv + 1);
+}
+
+/*
+ * Read the audit public key: 64 hex characters, with whitespace around them
+ * and nothing else. A public key, so no wiping. Returns an exit code.
+ */
+static int read_pubkey(const char *path, uint8_t pk[static TKM_AUDIT_PK_LEN])
+{
+	static const char bad[] = "--pubkey FILE must hold the 32-byte Ed25519 audit public key as "
+	                          "64 hex characters";
+	char buf[TKMCTL_PUBKEY_FILE_MAX + 1];
+	char what[160];
+	FILE *f = NULL;
+	size_t n, b = 0, e, bin_len = 0;
+	const char *end = NULL;
+	int rc = TKMCTL_EXIT_USAGE;
+	int r;
+
+	if ((f = fopen(path, "r")) == NULL) {
+		r = snprintf(what, sizeof(what), "cannot open the --pubkey file (%s)",
+		             strerror(errno));
+		rc = usage_error(
+		    r > 0 && (size_t)r < sizeof(what) ? what : "cannot open the --pubkey file",
+		    path);
+		goto out;
+	}
+	n = fread(buf, 1, sizeof(buf), f);
+	if (ferror(f)) {
+		rc = usage_error("cannot read the --pubkey file", path);
+		goto out;
+	}
+	if (n > TKMCTL_PUBKEY_FILE_MAX) {
+		rc = usage_error(bad, path);
+		goto out;
+	}
+	e = n;
+	while (b < e && isspace((unsigned char)buf[b])) {
+		b++;
+	}
+	while (e > b && isspace((unsigned char)buf[e - 1])) {
+		e--;
+	}
+	if (e - b != 2 * TKM_AUDIT_PK_LEN) {
+		rc = usage_error(bad, path);
+		goto out;
+	}
+	for (size_t i = b; i < e; i++) {
+		if (!isxdigit((unsigned char)buf[i])) {
+			rc = usage_error(bad, path);
+			goto out;
+		}
+	}
+	if (sodium_hex2bin(pk, TKM_AUDIT_PK_LEN, buf + b, e - b, NULL, &bin_len, &end) != 0 ||
+	    bin_len != TKM_AUDIT_PK_LEN || end != buf + e) {
+		rc = usage_error(bad, path);
+		goto out;
+	}
+	rc = TKMCTL_EXIT_OK;
+out:
+	if (f != NULL) {
+		fclose(f);
+	}
+	return rc;
+}
+
+static void print_verify_json(const char *db, const tkm_audit_report *rep)
+{
+	fputs("{\"ok\":", stdout);
+	fputs(rep->fault == TKM_AUDIT_FAULT_NONE ? "true" : "false", stdout);
+	fputs(",\"db\":", stdout);
+	put_json_str(stdout, db);
+	if (rep->fault == TKM_AUDIT_FAULT_NONE) {
+		printf(",\"records\":%llu,\"last_seq\":%llu,\"checkpoints\":%llu,"
+		       "\"last_checkpoint_seq\":%llu,\"unsigned_tail\":%llu}\n",
+		       (unsigned long long)rep->records, (unsigned long long)rep->last_seq,
+		       (unsigned long long)rep->checkpoints,
+		       (unsigned long long)rep->last_checkpoint_seq,
+		       (unsigned long long)rep->unsigned_tail);
+		return;
+	}
+	fputs(",\"kind\":", stdout);
+	put_json_str(stdout, tkm_audit_fault_name(rep->fault));
+	printf(",\"seq\":%llu,\"message\":", (unsigned long long)rep->bad_seq);
+	put_json_str(stdout, rep->what);
+	fputs("}\n", stdout);
+}
+
+static int cmd_audit_verify(const tkmctl_opts *o, int argc, char **argv)
+{
+	const char *db = NULL, *pubkey = NULL;
+	uint8_t pk[TKM_AUDIT_PK_LEN];
+	tkm_audit_report rep;
+	char why[256] = "";
+	tkm_err err;
+	int rc;
+
+	for (int i = 0; i < argc; i++) {
+		const char *a = argv[i];
+		const char *v;
+		bool missing = false;
+
+		if ((v = opt_value(argc, argv, &i, "--db", &missing)) != NULL) {
+			if (db != NULL) {
+				return usage_error("option given twice", a);
+			}
+			db = v;
+		} else if ((v = opt_value(argc, argv, &i, "--pubkey", &missing)) != NULL) {
+			if (pubkey != NULL) {
+				return usage_error("option given twice", a);
+			}
+			pubkey = v;
+		} else if (missing) {
+			return usage_error("option needs a value", a);
+		} else {
+			return usage_error("audit verify: unknown argument", a);
+		}
+	}
+	if (db == NULL || pubkey == NULL) {
+		return usage_error("audit verify needs --db FILE --pubkey FILE (asking the service "
+		                   "comes with the audit RPCs)",
+		                   NULL);
+	}
+	if ((rc = read_pubkey(pubkey, pk)) != TKMCTL_EXIT_OK) {
+		return rc;
+	}
+	if ((err = tkm_audit_verify_file(db, pk, &rep, why, sizeof(why))) != TKM_OK) {
+		return fail(o, err, why);
+	}
+	if (o->json) {
+		print_verify_json(db, &rep);
+	} else if (rep.fault == TKM_AUDIT_FAULT_NONE) {
+		printf(
+		    "audit chain ok: %llu records, %llu checkpoints, last checkpoint at seq %llu; "
+		    "%llu records after it are not yet covered by a signature\n",
+		    (unsigned long long)rep.records, (unsigned long long)rep.checkpoints,
+		    (unsigned long long)rep.last_checkpoint_seq,
+		    (unsigned long long)rep.unsigned_tail);
+	} else {
+		printf("audit chain BROKEN at seq %llu: ", (unsigned long long)rep.bad_seq);
+		put_text(stdout, rep.what);
+		fputc('\n', stdout);
+	}
+	return rep.fault == TKM_AUDIT_FAULT_NONE ? TKMCTL_EXIT_OK : TKMCTL_EXIT_SERVER;
+}
+
 int main(int argc, char **argv)
 {
 	tkmctl_opts o;
@@ -646,7 +879,7 @@ int main(int argc, char **argv)
 		printf("tkmctl %s (libtkm %s)\n", TKM_VERSION_STRING, tkm_version());
 		rc = TKMCTL_EXIT_OK;
 	} else if (help && cmd != NULL && cmd->run != cmd_help) {
-		print_cmd_help(stdout, cmd);
+		print_cmd_help(stdout, cmd, nargs, args);
 		rc = TKMCTL_EXIT_OK;
 	} else if (help) {
 		rc = cmd_help(&o, nargs, args);

@@ -1,0 +1,15 @@
+# tkmctl audit verify --db FILE --pubkey FILE: the real tkmctl binary on a
+# database written by the store's own writer, intact and tampered
+# (tests/tkmctl_audit_test.c). No daemon and no HSM: checkpoints are signed
+# with a libsodium key. --json output is checked with python3's json.tool.
+
+find_program(TKM_PYTHON3 python3 REQUIRED)
+add_executable(tkmctl_audit_test ${CMAKE_CURRENT_LIST_DIR}/tkmctl_audit_test.c)
+target_include_directories(tkmctl_audit_test PRIVATE ${CMAKE_CURRENT_LIST_DIR})
+# tkm_store brings SQLite, libsodium and threads (PUBLIC).
+target_link_libraries(tkmctl_audit_test PRIVATE tkm_store)
+add_dependencies(tkmctl_audit_test tkmctl)
+target_compile_definitions(tkmctl_audit_test PRIVATE TKM_TKMCTL_PATH="$<TARGET_FILE:tkmctl>"
+                                                     TKM_PYTHON3="${TKM_PYTHON3}")
+add_test(NAME tkmctl_audit COMMAND tkmctl_audit_test)
+set_tests_properties(tkmctl_audit PROPERTIES LABELS unit TIMEOUT 120)
