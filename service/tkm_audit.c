@@ -236,6 +236,21 @@ static tkm_err encode_w(const tkm_audit_rec *rec, tkm_cbor_w *w)
 	return tkm_cbor_w_error(w);
 }
 
+/* Encode rec into a new writer *w (the caller frees it) and borrow its bytes. */
+static tkm_err encode_new(const tkm_audit_rec *rec, tkm_cbor_w **w, const uint8_t **p, size_t *n)
+{
+	tkm_err err;
+
+	err = tkm_cbor_w_new(TKM_AUDIT_CBOR_MAX, w);
+	if (err == TKM_OK) {
+		err = encode_w(rec, *w);
+	}
+	if (err == TKM_OK) {
+		err = tkm_cbor_w_finish(*w, p, n);
+	}
+	return err;
+}
+
 tkm_err tkm_audit_encode(const tkm_audit_rec *rec, uint8_t *buf, size_t cap, size_t *len)
 {
 	tkm_cbor_w *w = NULL;
@@ -243,15 +258,7 @@ tkm_err tkm_audit_encode(const tkm_audit_rec *rec, uint8_t *buf, size_t cap, siz
 	size_t n = 0;
 	tkm_err err;
 
-	err = tkm_cbor_w_new(TKM_AUDIT_CBOR_MAX, &w);
-	if (err != TKM_OK) {
-		goto out;
-	}
-	err = encode_w(rec, w);
-	if (err != TKM_OK) {
-		goto out;
-	}
-	err = tkm_cbor_w_finish(w, &p, &n);
+	err = encode_new(rec, &w, &p, &n);
 	if (err != TKM_OK) {
 		goto out;
 	}
@@ -275,15 +282,7 @@ tkm_err tkm_audit_hash(const tkm_audit_rec *rec, const uint8_t prev_hash[static 
 	size_t n = 0;
 	tkm_err err;
 
-	err = tkm_cbor_w_new(TKM_AUDIT_CBOR_MAX, &w);
-	if (err != TKM_OK) {
-		goto out;
-	}
-	err = encode_w(rec, w);
-	if (err != TKM_OK) {
-		goto out;
-	}
-	err = tkm_cbor_w_finish(w, &p, &n);
+	err = encode_new(rec, &w, &p, &n);
 	if (err != TKM_OK) {
 		goto out;
 	}
