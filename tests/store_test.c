@@ -18,6 +18,7 @@
 #include <sodium.h>
 #include <sqlite3.h>
 
+#include "store_fixture.h"
 #include "tkm_audit.h"
 #include "tkm_cbor.h"
 #include "tkm_store.h"
@@ -151,24 +152,6 @@ static long long count_rows(const char *path, const char *sql)
 	sqlite3_finalize(s);
 	sqlite3_close(db);
 	return n;
-}
-
-static int run_sql(const char *path, const char *sql)
-{
-	sqlite3 *db = NULL;
-	char *msg = NULL;
-	int rc;
-
-	rc = sqlite3_open(path, &db);
-	if (rc == SQLITE_OK) {
-		rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
-	}
-	if (rc != SQLITE_OK) {
-		fprintf(stderr, "sql %s: %s\n", sql, msg != NULL ? msg : sqlite3_errmsg(db));
-	}
-	sqlite3_free(msg);
-	sqlite3_close(db);
-	return rc;
 }
 
 /* ---- Canonical encoding ---- */
@@ -403,10 +386,10 @@ static void test_fail_closed(void)
 	rec.method = "test.setup";
 	rec.outcome = "ok";
 	CHECK(tkm_store_write(st, create_state, NULL, &rec, NULL, why, sizeof(why)) == TKM_OK);
-	CHECK(run_sql(path,
-	              "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit "
-	              "WHEN NEW.method = 'test.boom' "
-	              "BEGIN SELECT RAISE(ABORT, 'audit refused by test'); END") == SQLITE_OK);
+	CHECK(tkm_storefix_run_sql(
+	          path, "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit "
+	                "WHEN NEW.method = 'test.boom' "
+	                "BEGIN SELECT RAISE(ABORT, 'audit refused by test'); END") == SQLITE_OK);
 
 	memset(calls, 0, sizeof(calls));
 	/* The first holds the writer until the others have queued: one batch of four. */
@@ -446,28 +429,6 @@ static void test_fail_closed(void)
 
 /* ---- Tampering ---- */
 
-static int copy_db(const char *src, const char *dst)
-{
-	sqlite3 *a = NULL, *b = NULL;
-	sqlite3_backup *bk;
-	int rc;
-
-	unlink(dst);
-	rc = sqlite3_open_v2(src, &a, SQLITE_OPEN_READONLY, NULL);
-	if (rc == SQLITE_OK) {
-		rc = sqlite3_open(dst, &b);
-	}
-	if (rc == SQLITE_OK) {
-		bk = sqlite3_backup_init(b, "main", a, "main");
-		rc = bk == NULL ? SQLITE_ERROR : sqlite3_backup_step(bk, -1);
-		rc = sqlite3_backup_finish(bk) == SQLITE_OK && rc == SQLITE_DONE ? SQLITE_OK
-		                                                                 : SQLITE_ERROR;
-	}
-	sqlite3_close(a);
-	sqlite3_close(b);
-	return rc;
-}
-
 /* Copy base, apply sql, verify: the fault and first bad seq must be as expected. */
 static void tamper_case(const char *base, const char *name, const char *sql, tkm_audit_fault want,
                         uint64_t want_seq)
@@ -477,9 +438,9 @@ static void tamper_case(const char *base, const char *name, const char *sql, tkm
 	tkm_audit_report rep;
 
 	path_in_tmp(path, sizeof(path), name);
-	CHECK(copy_db(base, path) == SQLITE_OK);
+	CHECK(tkm_storefix_copy_db(base, path) == SQLITE_OK);
 	if (sql != NULL) {
-		CHECK(run_sql(path, sql) == SQLITE_OK);
+		CHECK(tkm_storefix_run_sql(path, sql) == SQLITE_OK);
 	}
 	CHECK(tkm_audit_verify_file(path, pk, &rep, why, sizeof(why)) == TKM_OK);
 	printf("tamper %-10s -> %s at %llu: %s\n", name, tkm_audit_fault_name(rep.fault),
@@ -501,7 +462,7 @@ static void tamper_insert(const char *base)
 	int ok;
 
 	path_in_tmp(path, sizeof(path), "inserted");
-	CHECK(copy_db(base, path) == SQLITE_OK);
+	CHECK(tkm_storefix_copy_db(base, path) == SQLITE_OK);
 	ok = sqlite3_open(path, &db) == SQLITE_OK &&
 	     sqlite3_prepare_v2(db, "SELECT hash FROM audit WHERE seq = 12", -1, &s, NULL) ==
 	         SQLITE_OK &&
@@ -565,7 +526,7 @@ static void tamper_rehash(const char *base, const char *name, uint64_t k, bool t
 	bool ok;
 
 	path_in_tmp(path, sizeof(path), name);
-	CHECK(copy_db(base, path) == SQLITE_OK);
+	CHECK(tkm_storefix_copy_db(base, path) == SQLITE_OK);
 	ok = sqlite3_open(path, &db) == SQLITE_OK &&
 	     sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK &&
 	     sqlite3_prepare_v2(db,
@@ -653,7 +614,7 @@ static void test_tamper(void)
 		CHECK(write_put(st, &p, "test.put", NULL, why, sizeof(why)) == TKM_OK);
 	}
 	/* A copy of the live database: checkpoints 10..50, records 1..55. */
-	CHECK(copy_db(live, base) == SQLITE_OK);
+	CHECK(tkm_storefix_copy_db(live, base) == SQLITE_OK);
 	tkm_store_close(st);
 
 	CHECK(tkm_audit_verify_file(base, pk, &rep, why, sizeof(why)) == TKM_OK);

@@ -7,7 +7,7 @@ find_program(TKM_PYTHON3 python3 REQUIRED)
 add_executable(tkmctl_audit_test ${CMAKE_CURRENT_LIST_DIR}/tkmctl_audit_test.c)
 target_include_directories(tkmctl_audit_test PRIVATE ${CMAKE_CURRENT_LIST_DIR})
 # tkm_store brings SQLite, libsodium and threads (PUBLIC).
-target_link_libraries(tkmctl_audit_test PRIVATE tkm_store)
+target_link_libraries(tkmctl_audit_test PRIVATE tkm_store tkm_store_fixture)
 add_dependencies(tkmctl_audit_test tkmctl)
 target_compile_definitions(tkmctl_audit_test PRIVATE TKM_TKMCTL_PATH="$<TARGET_FILE:tkmctl>"
                                                      TKM_PYTHON3="${TKM_PYTHON3}")

@@ -20,6 +20,7 @@
 #include <sodium.h>
 #include <sqlite3.h>
 
+#include "store_fixture.h"
 #include "tkm_audit.h"
 #include "tkm_store.h"
 #include "tkm_test.h"
@@ -169,40 +170,6 @@ static int json_valid(const char *text)
 	return rc;
 }
 
-static int copy_db(const char *src, const char *dst)
-{
-	sqlite3 *a = NULL, *b = NULL;
-	sqlite3_backup *bk;
-	int rc;
-
-	unlink(dst);
-	rc = sqlite3_open_v2(src, &a, SQLITE_OPEN_READONLY, NULL);
-	if (rc == SQLITE_OK) {
-		rc = sqlite3_open(dst, &b);
-	}
-	if (rc == SQLITE_OK) {
-		bk = sqlite3_backup_init(b, "main", a, "main");
-		rc = bk == NULL ? SQLITE_ERROR : sqlite3_backup_step(bk, -1);
-		rc = sqlite3_backup_finish(bk) == SQLITE_OK && rc == SQLITE_DONE ? SQLITE_OK
-		                                                                 : SQLITE_ERROR;
-	}
-	sqlite3_close(a);
-	sqlite3_close(b);
-	return rc;
-}
-
-static int run_sql(const char *path, const char *sql)
-{
-	sqlite3 *db = NULL;
-	int rc = sqlite3_open(path, &db);
-
-	if (rc == SQLITE_OK) {
-		rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
-	}
-	sqlite3_close(db);
-	return rc;
-}
-
 /* Records 1..RECORDS, checkpoints every EVERY; base gets a copy before the tail is signed. */
 static bool make_db(const char *live, const char *base)
 {
@@ -239,7 +206,7 @@ static bool make_db(const char *live, const char *base)
 			goto out;
 		}
 	}
-	ok = copy_db(live, base) == SQLITE_OK;
+	ok = tkm_storefix_copy_db(live, base) == SQLITE_OK;
 out:
 	tkm_store_close(st);
 	return ok;
@@ -272,8 +239,9 @@ static void test_tampered(const char *base, const char *pubkey)
 	char *out = NULL, *err = NULL;
 
 	path_in_tmp(path, sizeof(path), "tampered.db");
-	CHECK(copy_db(base, path) == SQLITE_OK);
-	CHECK(run_sql(path, "UPDATE audit SET method = 'test.get' WHERE seq = 17") == SQLITE_OK);
+	CHECK(tkm_storefix_copy_db(base, path) == SQLITE_OK);
+	CHECK(tkm_storefix_run_sql(path, "UPDATE audit SET method = 'test.get' WHERE seq = 17") ==
+	      SQLITE_OK);
 
 	CHECK_EQ_INT(verify(false, path, pubkey, &out, &err), 1);
 	printf("tampered: %s", out != NULL ? out : "");
