@@ -50,6 +50,8 @@ const char *tkm_audit_fault_name(tkm_audit_fault f)
 		return "bad checkpoint signature";
 	case TKM_AUDIT_FAULT_TRUNCATED:
 		return "truncated";
+	case TKM_AUDIT_FAULT_ANCHOR:
+		return "anchor";
 	}
 	return "unknown";
 }
@@ -349,6 +351,9 @@ struct verify_state {
 	uint8_t ring[TKM_AUDIT_RING][TKM_AUDIT_HASH_LEN];
 	uint64_t ring_seq[TKM_AUDIT_RING];
 	bool stopped; /* a record fault was found; the walk stops */
+	uint64_t anchor;          /* records up to it were archived (0: none) */
+	uint64_t archive_through; /* through_seq of the last audit.archive record, 0 if none */
+	uint64_t archive_seq;     /* that record's seq */
 };
 
 __attribute__((format(printf, 4, 5))) static void fault(struct verify_state *vs, tkm_audit_fault f,
@@ -423,6 +428,43 @@ static uint64_t ring_find(const struct verify_state *vs, const uint8_t *h)
 	return 0;
 }
 
+/* The through_seq an "audit.archive" record states, or 0 if it states none. */
+static uint64_t archived_through(const tkm_audit_rec *rec)
+{
+	tkm_cbor_limits lim = tkm_cbor_default_limits();
+	tkm_cbor_doc *doc = NULL;
+	uint64_t through = 0;
+
+	if (rec->method == NULL || strcmp(rec->method, TKM_AUDIT_METHOD_ARCHIVE) != 0 ||
+	    rec->outcome == NULL || strcmp(rec->outcome, "ok") != 0) {
+		return 0;
+	}
+	if (tkm_cbor_decode(rec->details, rec->details_len, &lim, &doc, NULL, 0) == TKM_OK &&
+	    !tkm_cbor_get_uint(tkm_cbor_map_get(tkm_cbor_root(doc), "through_seq"), &through)) {
+		through = 0;
+	}
+	tkm_cbor_doc_free(doc);
+	return through;
+}
+
+/* Start the walk after the anchor: its signed checkpoint's hash is the first prev_hash. */
+static bool start_at_anchor(struct verify_state *vs, uint64_t seq)
+{
+	for (size_t i = 0; i < vs->ncps; i++) {
+		if (vs->cps[i].seq == vs->anchor) {
+			memcpy(vs->prev, vs->cps[i].hash, TKM_AUDIT_HASH_LEN);
+			vs->expect = vs->anchor + 1;
+			vs->rep->first_seq = vs->expect;
+			return true;
+		}
+	}
+	vs->stopped = true;
+	fault(vs, TKM_AUDIT_FAULT_GENESIS, seq,
+	      "records up to %llu are marked archived, but their checkpoint is gone",
+	      (unsigned long long)vs->anchor);
+	return false;
+}
+
 static tkm_err on_record(void *arg, const tkm_store_audit_row *row)
 {
 	struct verify_state *vs = arg;
@@ -435,13 +477,17 @@ static tkm_err on_record(void *arg, const tkm_store_audit_row *row)
 	if (vs->stopped) {
 		return TKM_OK;
 	}
+	if (vs->rep->records == 0 && vs->anchor != 0 && !start_at_anchor(vs, seq)) {
+		return TKM_OK;
+	}
 	vs->rep->records++;
 	vs->rep->last_seq = seq;
 	if (seq != vs->expect) {
 		vs->stopped = true;
-		if (vs->expect == 1) {
-			fault(vs, TKM_AUDIT_FAULT_GENESIS, 1,
-			      "the chain starts at record %llu, not 1", (unsigned long long)seq);
+		if (vs->expect == vs->anchor + 1) {
+			fault(vs, TKM_AUDIT_FAULT_GENESIS, vs->expect,
+			      "the chain starts at record %llu, not %llu", (unsigned long long)seq,
+			      (unsigned long long)vs->expect);
 		} else {
 			fault(vs, TKM_AUDIT_FAULT_MISSING, vs->expect,
 			      "record %llu is missing (next present is %llu)",
@@ -494,6 +540,10 @@ static tkm_err on_record(void *arg, const tkm_store_audit_row *row)
 			return TKM_OK;
 		}
 	}
+	if ((j = archived_through(&rec)) != 0) {
+		vs->archive_through = j;
+		vs->archive_seq = seq;
+	}
 	memcpy(vs->prev, h, TKM_AUDIT_HASH_LEN);
 	memcpy(vs->ring[seq % TKM_AUDIT_RING], h, TKM_AUDIT_HASH_LEN);
 	vs->ring_seq[seq % TKM_AUDIT_RING] = seq;
@@ -516,9 +566,30 @@ tkm_err tkm_audit_verify(tkm_store *st, const uint8_t pk[static TKM_AUDIT_PK_LEN
 	vs->pk = pk;
 	vs->rep = report;
 	vs->expect = 1;
-	err = tkm_store_audit_scan(st, on_checkpoint, on_record, vs, why, why_len);
+	report->first_seq = 1;
+	err = tkm_store_audit_scan(st, on_checkpoint, on_record, vs, &vs->anchor, why, why_len);
 	if (err != TKM_OK) {
 		goto out;
+	}
+	/*
+	 * An anchor must be the cut that the last archive record in the chain
+	 * describes: a cut moved later, or made without the archive record,
+	 * deletes records that were never archived.
+	 */
+	if (!vs->stopped && vs->anchor != vs->archive_through &&
+	    (vs->anchor != 0 || vs->archive_through != 0)) {
+		vs->stopped = true;
+		if (vs->rep->records == 0) {
+			fault(vs, TKM_AUDIT_FAULT_TRUNCATED, vs->anchor + 1,
+			      "records up to %llu are archived and none follow the cut",
+			      (unsigned long long)vs->anchor);
+		} else {
+			fault(vs, TKM_AUDIT_FAULT_ANCHOR, vs->anchor + 1,
+			      "the chain starts after record %llu, but the last archive record "
+			      "(%llu) says records up to %llu were archived",
+			      (unsigned long long)vs->anchor, (unsigned long long)vs->archive_seq,
+			      (unsigned long long)vs->archive_through);
+		}
 	}
 	/* A signed checkpoint beyond the last record: the tail was cut. */
 	if (!vs->stopped && vs->ncps > 0 && vs->cps[vs->ncps - 1].seq >= vs->expect) {

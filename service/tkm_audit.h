@@ -96,13 +96,18 @@ typedef enum tkm_audit_fault {
 	TKM_AUDIT_FAULT_CHECKPOINT, /* checkpoint hash differs from the record's hash */
 	TKM_AUDIT_FAULT_SIGNATURE,  /* checkpoint signature does not verify */
 	TKM_AUDIT_FAULT_TRUNCATED,  /* records up to a signed checkpoint are gone */
+	TKM_AUDIT_FAULT_ANCHOR,     /* the archive cut is not the one the chain records */
 } tkm_audit_fault;
+
+/* The method of the record that an archive cut appends (docs/audit.md). */
+#define TKM_AUDIT_METHOD_ARCHIVE "audit.archive"
 
 typedef struct tkm_audit_report {
 	tkm_audit_fault fault;
 	uint64_t bad_seq;  /* the first bad sequence number when fault != NONE */
 	char what[256];    /* one sentence for the operator */
-	uint64_t records;  /* records walked */
+	uint64_t first_seq; /* where the retained chain starts: 1, or after an archive cut */
+	uint64_t records;   /* records walked */
 	uint64_t last_seq; /* highest record seq seen */
 	uint64_t checkpoints;
 	uint64_t last_checkpoint_seq; /* 0 if none */

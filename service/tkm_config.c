@@ -390,6 +390,59 @@ static tkm_err set_database(cfg_parse *p, const config_setting_t *s)
 	return get_group(p, s, "database", members, sizeof(members) / sizeof(members[0]));
 }
 
+/* audit = { public_key_file; checkpoint_every; checkpoint_interval; retention_days; } */
+static tkm_err set_audit(cfg_parse *p, const config_setting_t *s)
+{
+	static const struct {
+		const char *name;
+		long long min, max;
+	} ints[] = {
+	    {"audit.checkpoint_every", 1, 1000000},
+	    {"audit.checkpoint_interval", 1, 86400},
+	    {"audit.retention_days", 0, 36500},
+	};
+	tkm_config *cfg = p->cfg;
+	unsigned long *dst[] = {&cfg->audit_checkpoint_every, &cfg->audit_checkpoint_interval_s,
+	                        &cfg->audit_retention_days};
+	int n;
+
+	if (config_setting_type(s) != CONFIG_TYPE_GROUP) {
+		return fail(p, s, "'audit' must be a group { ... }, not %s",
+		            type_name(config_setting_type(s)));
+	}
+	n = config_setting_length(s);
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		const char *name = config_setting_name(e);
+		bool known = false;
+		long long v = 0;
+		tkm_err err;
+
+		if (name != NULL && strcmp(name, "public_key_file") == 0) {
+			err = get_str(p, e, "audit.public_key_file", TKM_CONFIG_MAX_PATH,
+			              &cfg->audit_public_key_file);
+			if (err != TKM_OK) {
+				return err;
+			}
+			continue;
+		}
+		for (size_t k = 0; k < sizeof(ints) / sizeof(ints[0]) && name != NULL; k++) {
+			if (strcmp(name, ints[k].name + strlen("audit.")) == 0) {
+				err = get_int(p, e, ints[k].name, ints[k].min, ints[k].max, &v);
+				if (err != TKM_OK) {
+					return err;
+				}
+				*dst[k] = (unsigned long)v;
+				known = true;
+			}
+		}
+		if (!known) {
+			return fail(p, e, "unknown setting 'audit.%s'", name != NULL ? name : "?");
+		}
+	}
+	return TKM_OK;
+}
+
 static const struct {
 	const char *name;
 	tkm_err (*set)(cfg_parse *p, const config_setting_t *s);
@@ -403,6 +456,7 @@ static const struct {
     {"tls", set_tls},
     {"hsm", set_hsm},
     {"database", set_database},
+    {"audit", set_audit},
     {"log_level", set_log_level},
 };
 
@@ -428,6 +482,17 @@ static tkm_err set_defaults(tkm_config *cfg)
 		if (cfg->database_path == NULL) {
 			return TKM_E_NOMEM;
 		}
+	}
+	if (cfg->audit_public_key_file == NULL) {
+		size_t n = strlen(cfg->database_path) + sizeof(".audit-key.pub");
+
+		cfg->audit_public_key_file = malloc(n);
+		if (cfg->audit_public_key_file == NULL) {
+			return TKM_E_NOMEM;
+		}
+		memcpy(cfg->audit_public_key_file, cfg->database_path, strlen(cfg->database_path));
+		memcpy(cfg->audit_public_key_file + strlen(cfg->database_path), ".audit-key.pub",
+		       sizeof(".audit-key.pub"));
 	}
 	return TKM_OK;
 }
@@ -491,6 +556,9 @@ tkm_err tkm_config_load(const char *path, tkm_config **out, char *why, size_t wh
 	cfg->max_string_length = 65536;
 	cfg->allow_insecure_tcp = false;
 	cfg->log_level = TKM_LOG_INFO;
+	cfg->audit_checkpoint_every = 1000;
+	cfg->audit_checkpoint_interval_s = 60;
+	cfg->audit_retention_days = 1095;
 
 	f = fopen(path, "r");
 	if (f == NULL) {
@@ -564,5 +632,6 @@ void tkm_config_free(tkm_config *cfg)
 	free(cfg->hsm_pin_file);
 	free(cfg->hsm_pin_env);
 	free(cfg->database_path);
+	free(cfg->audit_public_key_file);
 	free(cfg);
 }

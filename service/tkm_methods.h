@@ -13,6 +13,9 @@
 /* sys.ping, sys.info */
 extern const tkm_rpc_table tkm_methods_sys;
 
+/* audit.verify, audit.list, audit.public_key, audit.checkpoint, audit.archive, store.backup */
+extern const tkm_rpc_table tkm_methods_audit;
+
 /* debug.sleep: test builds only (TKM_TEST_METHODS) */
 extern const tkm_rpc_table tkm_methods_debug;
 

@@ -21,6 +21,7 @@
 /* Room left in a reply for the envelope around a result. */
 #define TKM_RPC_ENVELOPE_ROOM 64
 #define TKM_RPC_WHY_MAX       256
+#define TKM_RPC_TARGET_MAX    256
 
 struct tkm_rpc {
 	tkm_rpc_env env;
@@ -33,6 +34,11 @@ struct tkm_rpc {
 struct tkm_rpc_ctx {
 	tkm_rpc *rpc;
 	uint64_t rid;
+	const tkm_rpc_method *method;
+	const char *principal; /* NULL until authentication fills it */
+	const char *role;
+	char target[TKM_RPC_TARGET_MAX];
+	bool audited; /* this request's audit record is written */
 };
 
 static uint64_t elapsed_us(const struct timespec *since)
@@ -134,6 +140,91 @@ uint64_t tkm_rpc_ctx_rid(const tkm_rpc_ctx *ctx)
 	return ctx->rid;
 }
 
+static bool audited_method(const tkm_rpc_method *m)
+{
+	return (m->flags & TKM_RPC_F_READONLY) == 0 || (m->flags & TKM_RPC_F_SECRET) != 0;
+}
+
+static void fill_rec(const tkm_rpc_ctx *ctx, tkm_audit_rec *rec, const char *target)
+{
+	memset(rec, 0, sizeof(*rec));
+	rec->principal = ctx->principal;
+	rec->role = ctx->role;
+	rec->method = ctx->method->name;
+	rec->target = target != NULL ? target : (ctx->target[0] != '\0' ? ctx->target : NULL);
+}
+
+tkm_err tkm_rpc_commit(tkm_rpc_ctx *ctx, tkm_store_change_fn change, void *arg, const char *target,
+                       const uint8_t *details, size_t details_len, uint64_t *seq, char *why,
+                       size_t why_len)
+{
+	tkm_audit_rec rec;
+	tkm_err err;
+
+	if (ctx->audited) {
+		return tkm_why_fail(why, why_len, TKM_E_FAILED_PRECONDITION,
+		                    "%s: a request commits once", ctx->method->name);
+	}
+	fill_rec(ctx, &rec, target);
+	rec.outcome = "ok";
+	rec.details = details;
+	rec.details_len = details_len;
+	err = tkm_store_write(ctx->rpc->env.store, change, arg, &rec, seq, why, why_len);
+	/* Written or not, the dispatcher must not add a second record of success. */
+	ctx->audited = err == TKM_OK;
+	return err;
+}
+
+void tkm_rpc_audit_fill(const tkm_rpc_ctx *ctx, tkm_audit_rec *rec, const char *target)
+{
+	fill_rec(ctx, rec, target);
+}
+
+void tkm_rpc_audit_done(tkm_rpc_ctx *ctx)
+{
+	ctx->audited = true;
+}
+
+void tkm_rpc_set_target(tkm_rpc_ctx *ctx, const char *target)
+{
+	size_t n = strnlen(target, sizeof(ctx->target) - 1);
+
+	memcpy(ctx->target, target, n);
+	ctx->target[n] = '\0';
+}
+
+/*
+ * The record of a request whose handler did not commit one: its outcome.
+ * Returns the error that replaces a successful result when it cannot be written.
+ */
+static tkm_err audit_outcome(tkm_rpc_ctx *ctx, tkm_err outcome, char *why, size_t why_len)
+{
+	char wwhy[TKM_RPC_WHY_MAX] = "";
+	tkm_audit_rec rec;
+	tkm_log_line line;
+	tkm_err err;
+
+	fill_rec(ctx, &rec, NULL);
+	rec.outcome = outcome == TKM_OK ? "ok" : "error";
+	rec.error_code = outcome == TKM_OK ? NULL : tkm_err_wire_name(outcome);
+	err = tkm_store_write(ctx->rpc->env.store, NULL, NULL, &rec, NULL, wwhy, sizeof(wwhy));
+	if (err == TKM_OK) {
+		ctx->audited = true;
+		return TKM_OK;
+	}
+	tkm_log_begin(&line, TKM_LOG_ERROR, "audit record not written");
+	tkm_log_uint(&line, "rid", ctx->rid);
+	tkm_log_str(&line, "method", ctx->method->name);
+	tkm_log_str(&line, "error", tkm_strerror(err));
+	tkm_log_str(&line, "reason", wwhy);
+	tkm_log_end(&line);
+	if (outcome != TKM_OK) {
+		return outcome;
+	}
+	tkm_why_set(why, why_len, "the audit record could not be written: %s", wwhy);
+	return err == TKM_E_RESOURCE_EXHAUSTED ? err : TKM_E_UNAVAILABLE;
+}
+
 tkm_err tkm_rpc_params_check(const tkm_cbor_val *params, const char *const *keys, size_t nkeys,
                              char *why, size_t why_len)
 {
@@ -215,7 +306,11 @@ static tkm_err run(tkm_rpc_ctx *ctx, const tkm_rpc_method *m, const tkm_wire_req
 	if (err != TKM_OK) {
 		goto out;
 	}
+	ctx->method = m;
 	err = m->handler(ctx, req->params, result, why, why_len);
+	if (audited_method(m) && !ctx->audited) {
+		err = audit_outcome(ctx, err, why, why_len);
+	}
 	if (err != TKM_OK) {
 		goto out;
 	}

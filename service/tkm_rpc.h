@@ -36,6 +36,8 @@ typedef tkm_err (*tkm_rpc_handler)(tkm_rpc_ctx *ctx, const tkm_cbor_val *params,
 #define TKM_RPC_F_READONLY (1u << 0)
 /* Test-build only: tkm_rpc_new() refuses it unless debug methods are allowed. */
 #define TKM_RPC_F_DEBUG (1u << 1)
+/* Read-only, but it hands out secrets (or the whole database): audited like a change. */
+#define TKM_RPC_F_SECRET (1u << 2)
 
 typedef struct tkm_rpc_method {
 	const char *name; /* "sys.ping" */
@@ -51,8 +53,10 @@ typedef struct tkm_rpc_table {
 
 /* What handlers may use. Owned by the caller; must outlive the dispatcher. */
 typedef struct tkm_rpc_env {
-	const tkm_hsm *hsm; /* NULL when no HSM is configured */
-	tkm_store *store;
+	tkm_hsm *hsm;       /* logged in; NULL only in dispatcher unit tests */
+	tkm_store *store;   /* its writer is running */
+	const uint8_t *audit_pk; /* the HSM audit key's Ed25519 public key (32 bytes) */
+	uint64_t audit_retention_ms; /* records younger than this are never archived */
 	tkm_cbor_limits limits;  /* for decoding requests */
 	size_t max_message_size; /* largest reply; larger results become errors */
 } tkm_rpc_env;
@@ -82,6 +86,40 @@ TKM_MUST_CHECK tkm_err tkm_rpc_handle(tkm_rpc *rpc, const uint8_t *req, size_t l
 const tkm_rpc_env *tkm_rpc_ctx_env(const tkm_rpc_ctx *ctx);
 uint64_t tkm_rpc_ctx_uptime_s(const tkm_rpc_ctx *ctx);
 uint64_t tkm_rpc_ctx_rid(const tkm_rpc_ctx *ctx); /* the server's sequence number */
+
+/*
+ * Audit: every method that is not TKM_RPC_F_READONLY, and every
+ * TKM_RPC_F_SECRET one, leaves exactly one audit record per request. A
+ * handler that changes state calls tkm_rpc_commit() once, so that its change
+ * and its record share one transaction (fail closed: if the record cannot be
+ * written, the change is not kept). If the handler returns without having
+ * committed, the dispatcher appends the record itself with the outcome, and
+ * a successful result is replaced by an error when that record cannot be
+ * written.
+ */
+
+/*
+ * Run change (may be NULL) and append this request's audit record, in one
+ * transaction: principal, role and method come from the request, target and
+ * details (a canonical CBOR map, NULL for none) from the handler, outcome
+ * "ok". Blocks until durable. At most once per request
+ * (TKM_E_FAILED_PRECONDITION otherwise).
+ */
+TKM_MUST_CHECK tkm_err tkm_rpc_commit(tkm_rpc_ctx *ctx, tkm_store_change_fn change, void *arg,
+                                      const char *target, const uint8_t *details,
+                                      size_t details_len, uint64_t *seq, char *why,
+                                      size_t why_len);
+
+/* The target recorded when the handler fails before it commits (say, the key it was given). */
+void tkm_rpc_set_target(tkm_rpc_ctx *ctx, const char *target);
+
+/*
+ * For a handler whose store call appends the record itself (tkm_store_audit_archive):
+ * fill rec's principal, role, method and target, and, once that call has
+ * succeeded, mark the request audited.
+ */
+void tkm_rpc_audit_fill(const tkm_rpc_ctx *ctx, tkm_audit_rec *rec, const char *target);
+void tkm_rpc_audit_done(tkm_rpc_ctx *ctx);
 
 /*
  * Check that params (a map) has only text keys among the nkeys allowed ones.

@@ -27,60 +27,16 @@
 #include <sqlite3.h>
 
 #include "tkm/client.h"
-#include "tkm_store.h"
+#include "tkm_store_internal.h"
 #include "tkm_why.h"
 
-#define TKM_STORE_BUSY_TIMEOUT_MS 5000
-#define TKM_STORE_DEFAULT_BATCH   1024
-#define TKM_STORE_WHY_LEN         256
-
-/* One queued write; lives on the caller's stack until done. */
-typedef struct tkm_store_req {
-	tkm_store_change_fn change;
-	void *arg;
-	const tkm_audit_rec *rec; /* NULL: a checkpoint request */
-	tkm_err err;
-	uint64_t seq;
-	char why[TKM_STORE_WHY_LEN];
-	bool done;
-	struct tkm_store_req *next;
-} tkm_store_req;
-
-struct tkm_store_tx {
-	sqlite3 *db;
-};
-
-struct tkm_store {
-	sqlite3 *db; /* readers (and migrations) */
-	int version;
-	bool readonly;
-	char *path;
-
-	/* Writer: the queue and stats under mu. */
-	pthread_mutex_t mu;
-	pthread_cond_t work_cv;
-	pthread_cond_t done_cv;
-	bool sync_init;
-	bool writer_running;
-	bool stopping;
-	pthread_t writer;
-	tkm_store_req *q_head, *q_tail;
-	tkm_store_writer_stats stats;
-
-	/* Owned by the writer thread once started. */
-	sqlite3 *wdb;
-	sqlite3_stmt *ins_audit;
-	sqlite3_stmt *ins_cp;
-	tkm_store_writer_cfg cfg;
-	uint8_t key_id[TKM_AUDIT_KEY_ID_MAX];
-	uint64_t head_seq;
-	uint8_t head_hash[TKM_AUDIT_HASH_LEN];
-	uint64_t cp_seq;
-	uint64_t cp_time_ms;
-};
-
-static tkm_err db_fail(sqlite3 *db, const char *path, const char *what, char *why, size_t why_len)
+tkm_err tkm_store_db_fail(sqlite3 *db, const char *path, const char *what, char *why,
+                          size_t why_len)
 {
+	if (db != NULL && (sqlite3_extended_errcode(db) & 0xff) == SQLITE_FULL) {
+		return tkm_why_fail(why, why_len, TKM_E_RESOURCE_EXHAUSTED,
+		                    "database %s: %s: the disk is full", path, what);
+	}
 	return tkm_why_fail(why, why_len, TKM_E_IO, "database %s: %s: %s", path, what,
 	                    db != NULL ? sqlite3_errmsg(db) : "out of memory");
 }
@@ -119,14 +75,14 @@ static tkm_err exec_int(sqlite3 *db, const char *path, const char *sql, int *res
 
 	rc = sqlite3_prepare_v2(db, sql, -1, &stmt, NULL);
 	if (rc != SQLITE_OK) {
-		err = db_fail(db, path, sql, why, why_len);
+		err = tkm_store_db_fail(db, path, sql, why, why_len);
 		goto out;
 	}
 	rc = sqlite3_step(stmt);
 	if (rc == SQLITE_ROW && result != NULL) {
 		*result = sqlite3_column_int(stmt, 0);
 	} else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		err = db_fail(db, path, sql, why, why_len);
+		err = tkm_store_db_fail(db, path, sql, why, why_len);
 		goto out;
 	} else if (result != NULL) {
 		err = tkm_why_fail(why, why_len, TKM_E_IO, "database %s: %s returned no row", path,
@@ -137,10 +93,10 @@ out:
 	return err;
 }
 
-static tkm_err exec_sql(sqlite3 *db, const char *path, const char *sql, char *why, size_t why_len)
+tkm_err tkm_store_exec(sqlite3 *db, const char *path, const char *sql, char *why, size_t why_len)
 {
 	if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK) {
-		return db_fail(db, path, sql, why, why_len);
+		return tkm_store_db_fail(db, path, sql, why, why_len);
 	}
 	return TKM_OK;
 }
@@ -153,7 +109,7 @@ static tkm_err set_wal(sqlite3 *db, const char *path, char *why, size_t why_len)
 
 	if (sqlite3_prepare_v2(db, "PRAGMA journal_mode=WAL", -1, &stmt, NULL) != SQLITE_OK ||
 	    sqlite3_step(stmt) != SQLITE_ROW) {
-		err = db_fail(db, path, "cannot switch to WAL journal mode", why, why_len);
+		err = tkm_store_db_fail(db, path, "cannot switch to WAL journal mode", why, why_len);
 		goto out;
 	}
 	mode = sqlite3_column_text(stmt, 0);
@@ -176,7 +132,7 @@ static tkm_err migrate_1(sqlite3 *db, const char *path, char *why, size_t why_le
 	struct tm tm;
 	tkm_err err;
 
-	err = exec_sql(db, path, "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+	err = tkm_store_exec(db, path, "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 	               why, why_len);
 	if (err != TKM_OK) {
 		goto out;
@@ -194,7 +150,7 @@ static tkm_err migrate_1(sqlite3 *db, const char *path, char *why, size_t why_le
 	    sqlite3_bind_text(stmt, 1, created_at, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
 	    sqlite3_bind_text(stmt, 2, tkm_version(), -1, SQLITE_STATIC) != SQLITE_OK ||
 	    sqlite3_step(stmt) != SQLITE_DONE) {
-		err = db_fail(db, path, "cannot fill the meta table", why, why_len);
+		err = tkm_store_db_fail(db, path, "cannot fill the meta table", why, why_len);
 		goto out;
 	}
 out:
@@ -208,7 +164,7 @@ out:
  */
 static tkm_err migrate_2(sqlite3 *db, const char *path, char *why, size_t why_len)
 {
-	return exec_sql(db, path,
+	return tkm_store_exec(db, path,
 	                "CREATE TABLE audit ("
 	                " seq INTEGER PRIMARY KEY,"
 	                " ts INTEGER NOT NULL,"
@@ -230,12 +186,23 @@ static tkm_err migrate_2(sqlite3 *db, const char *path, char *why, size_t why_le
 	                why, why_len);
 }
 
+/*
+ * Migration 3: export and tail page the audit log by time; records archived
+ * away leave their last signed checkpoint behind as the chain's anchor
+ * (meta "audit_anchor_seq", docs/audit.md).
+ */
+static tkm_err migrate_3(sqlite3 *db, const char *path, char *why, size_t why_len)
+{
+	return tkm_store_exec(db, path, "CREATE INDEX audit_ts ON audit (ts)", why, why_len);
+}
+
 static const struct {
 	int version;
 	tkm_err (*apply)(sqlite3 *db, const char *path, char *why, size_t why_len);
 } tkm_store_migrations[] = {
     {1, migrate_1},
     {2, migrate_2},
+    {3, migrate_3},
 };
 
 _Static_assert(sizeof(tkm_store_migrations) / sizeof(tkm_store_migrations[0]) ==
@@ -249,7 +216,7 @@ static tkm_err migrate(sqlite3 *db, const char *path, int *version, char *why, s
 	tkm_err err;
 
 	/* IMMEDIATE: two tkmd starting at once must not both migrate. */
-	err = exec_sql(db, path, "BEGIN IMMEDIATE", why, why_len);
+	err = tkm_store_exec(db, path, "BEGIN IMMEDIATE", why, why_len);
 	if (err != TKM_OK) {
 		goto out;
 	}
@@ -285,13 +252,13 @@ static tkm_err migrate(sqlite3 *db, const char *path, int *version, char *why, s
 			                   "database %s: migration bookkeeping", path);
 			goto out;
 		}
-		err = exec_sql(db, path, sql, why, why_len);
+		err = tkm_store_exec(db, path, sql, why, why_len);
 		if (err != TKM_OK) {
 			goto out;
 		}
 		current = tkm_store_migrations[i].version;
 	}
-	err = exec_sql(db, path, "COMMIT", why, why_len);
+	err = tkm_store_exec(db, path, "COMMIT", why, why_len);
 	if (err != TKM_OK) {
 		goto out;
 	}
@@ -367,18 +334,18 @@ tkm_err tkm_store_open(const char *path, tkm_store **out, char *why, size_t why_
 	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX |
 	                        SQLITE_OPEN_EXRESCODE,
 	                    NULL) != SQLITE_OK) {
-		err = db_fail(db, path, "cannot open", why, why_len);
+		err = tkm_store_db_fail(db, path, "cannot open", why, why_len);
 		goto out;
 	}
 	if (sqlite3_busy_timeout(db, TKM_STORE_BUSY_TIMEOUT_MS) != SQLITE_OK) {
-		err = db_fail(db, path, "cannot set the busy timeout", why, why_len);
+		err = tkm_store_db_fail(db, path, "cannot set the busy timeout", why, why_len);
 		goto out;
 	}
 	err = set_wal(db, path, why, why_len);
 	if (err != TKM_OK) {
 		goto out;
 	}
-	err = exec_sql(db, path, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON", why, why_len);
+	err = tkm_store_exec(db, path, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON", why, why_len);
 	if (err != TKM_OK) {
 		goto out;
 	}
@@ -431,7 +398,7 @@ int tkm_store_schema_version(const tkm_store *st)
 	return st->version;
 }
 
-tkm_err tkm_store_meta_get(tkm_store *st, const char *key, char *buf, size_t buf_len)
+static tkm_err meta_get_on(sqlite3 *db, const char *key, char *buf, size_t buf_len)
 {
 	sqlite3_stmt *stmt = NULL;
 	const unsigned char *v;
@@ -443,7 +410,7 @@ tkm_err tkm_store_meta_get(tkm_store *st, const char *key, char *buf, size_t buf
 		return TKM_E_INVALID_ARG;
 	}
 	buf[0] = '\0';
-	if (sqlite3_prepare_v2(st->db, "SELECT value FROM meta WHERE key = ?1", -1, &stmt, NULL) !=
+	if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = ?1", -1, &stmt, NULL) !=
 	        SQLITE_OK ||
 	    sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC) != SQLITE_OK) {
 		goto out;
@@ -470,6 +437,11 @@ out:
 	return err;
 }
 
+tkm_err tkm_store_meta_get(tkm_store *st, const char *key, char *buf, size_t buf_len)
+{
+	return meta_get_on(st->db, key, buf, buf_len);
+}
+
 tkm_err tkm_store_open_readonly(const char *path, tkm_store **out, char *why, size_t why_len)
 {
 	tkm_store *st = NULL;
@@ -485,11 +457,11 @@ tkm_err tkm_store_open_readonly(const char *path, tkm_store **out, char *why, si
 	if (sqlite3_open_v2(path, &db,
 	                    SQLITE_OPEN_READONLY | SQLITE_OPEN_FULLMUTEX | SQLITE_OPEN_EXRESCODE,
 	                    NULL) != SQLITE_OK) {
-		err = db_fail(db, path, "cannot open read-only", why, why_len);
+		err = tkm_store_db_fail(db, path, "cannot open read-only", why, why_len);
 		goto out;
 	}
 	if (sqlite3_busy_timeout(db, TKM_STORE_BUSY_TIMEOUT_MS) != SQLITE_OK) {
-		err = db_fail(db, path, "cannot set the busy timeout", why, why_len);
+		err = tkm_store_db_fail(db, path, "cannot set the busy timeout", why, why_len);
 		goto out;
 	}
 	err = exec_int(db, path, "PRAGMA user_version", &version, why, why_len);
@@ -635,7 +607,7 @@ static tkm_err write_checkpoint(tkm_store *st, uint64_t seq,
 
 static tkm_err wexec(tkm_store *st, const char *sql, char *why, size_t why_len)
 {
-	return exec_sql(st->wdb, st->path, sql, why, why_len);
+	return tkm_store_exec(st->wdb, st->path, sql, why, why_len);
 }
 
 /* Undo one change's savepoint; false if the transaction itself is gone. */
@@ -875,7 +847,7 @@ static tkm_err read_head(tkm_store *st, char *why, size_t why_len)
 
 	if (sqlite3_prepare_v2(st->wdb, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", -1,
 	                       &s, NULL) != SQLITE_OK) {
-		err = db_fail(st->wdb, st->path, "cannot read the audit chain head", why, why_len);
+		err = tkm_store_db_fail(st->wdb, st->path, "cannot read the audit chain head", why, why_len);
 		goto out;
 	}
 	rc = sqlite3_step(s);
@@ -891,7 +863,7 @@ static tkm_err read_head(tkm_store *st, char *why, size_t why_len)
 		st->head_seq = (uint64_t)sqlite3_column_int64(s, 0);
 		memcpy(st->head_hash, sqlite3_column_blob(s, 1), TKM_AUDIT_HASH_LEN);
 	} else if (rc != SQLITE_DONE) {
-		err = db_fail(st->wdb, st->path, "cannot read the audit chain head", why, why_len);
+		err = tkm_store_db_fail(st->wdb, st->path, "cannot read the audit chain head", why, why_len);
 		goto out;
 	}
 	sqlite3_finalize(s);
@@ -899,7 +871,7 @@ static tkm_err read_head(tkm_store *st, char *why, size_t why_len)
 	if (sqlite3_prepare_v2(st->wdb, "SELECT max(seq) FROM audit_checkpoint", -1, &s, NULL) !=
 	        SQLITE_OK ||
 	    sqlite3_step(s) != SQLITE_ROW) {
-		err = db_fail(st->wdb, st->path, "cannot read the last audit checkpoint", why,
+		err = tkm_store_db_fail(st->wdb, st->path, "cannot read the last audit checkpoint", why,
 		              why_len);
 		goto out;
 	}
@@ -936,11 +908,11 @@ tkm_err tkm_store_writer_start(tkm_store *st, const tkm_store_writer_cfg *cfg, c
 	if (sqlite3_open_v2(st->path, &st->wdb,
 	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
 	                    NULL) != SQLITE_OK) {
-		err = db_fail(st->wdb, st->path, "writer cannot open", why, why_len);
+		err = tkm_store_db_fail(st->wdb, st->path, "writer cannot open", why, why_len);
 		goto out;
 	}
 	if (sqlite3_busy_timeout(st->wdb, TKM_STORE_BUSY_TIMEOUT_MS) != SQLITE_OK) {
-		err = db_fail(st->wdb, st->path, "cannot set the busy timeout", why, why_len);
+		err = tkm_store_db_fail(st->wdb, st->path, "cannot set the busy timeout", why, why_len);
 		goto out;
 	}
 	err = wexec(st, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON", why, why_len);
@@ -957,7 +929,7 @@ tkm_err tkm_store_writer_start(tkm_store *st, const tkm_store_writer_cfg *cfg, c
 	                       "VALUES (?1, ?2, ?3, ?4, ?5)",
 	                       -1, SQLITE_PREPARE_PERSISTENT, &st->ins_cp, NULL) != SQLITE_OK) {
 		err =
-		    db_fail(st->wdb, st->path, "cannot prepare the audit statements", why, why_len);
+		    tkm_store_db_fail(st->wdb, st->path, "cannot prepare the audit statements", why, why_len);
 		goto out;
 	}
 	err = read_head(st, why, why_len);
@@ -1133,6 +1105,25 @@ out:
 	return err;
 }
 
+tkm_err tkm_store_tx_meta_set(tkm_store_tx *tx, const char *key, const char *value, char *why,
+                              size_t why_len)
+{
+	const tkm_store_val vals[] = {
+	    {.type = TKM_STORE_TEXT, .p = key, .len = strlen(key)},
+	    {.type = TKM_STORE_TEXT, .p = value, .len = strlen(value)},
+	};
+
+	return tkm_store_tx_exec(tx,
+	                         "INSERT INTO meta (key, value) VALUES (?1, ?2) "
+	                         "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+	                         vals, 2, why, why_len);
+}
+
+tkm_err tkm_store_tx_meta_get(tkm_store_tx *tx, const char *key, char *buf, size_t buf_len)
+{
+	return meta_get_on(tx->db, key, buf, buf_len);
+}
+
 /* ---- Reading the audit log ---- */
 
 /* A text column as the writer stores it: TEXT without NUL, or NULL. */
@@ -1184,11 +1175,117 @@ static bool col_uint(sqlite3_stmt *s, int i, uint64_t *out)
 	return true;
 }
 
+#define TKM_STORE_AUDIT_COLUMNS                                                                   \
+	"seq, ts, principal, role, method, target, outcome, error_code, details, prev_hash, hash"
+
+/* One row of SELECT TKM_STORE_AUDIT_COLUMNS; pointers live until the next step. */
+static void read_audit_row(sqlite3_stmt *s, tkm_store_audit_row *row)
+{
+	bool ok;
+
+	memset(row, 0, sizeof(*row));
+	row->rec.seq = (uint64_t)sqlite3_column_int64(s, 0);
+	ok = col_uint(s, 1, &row->rec.ts_ms);
+	ok = col_text(s, 2, &row->rec.principal) && ok;
+	ok = col_text(s, 3, &row->rec.role) && ok;
+	ok = col_text(s, 4, &row->rec.method) && ok;
+	ok = col_text(s, 5, &row->rec.target) && ok;
+	ok = col_text(s, 6, &row->rec.outcome) && ok;
+	ok = col_text(s, 7, &row->rec.error_code) && ok;
+	ok = col_blob(s, 8, &row->rec.details, &row->rec.details_len) && ok;
+	ok = col_blob(s, 9, &row->prev_hash, &row->prev_hash_len) && ok;
+	ok = col_blob(s, 10, &row->hash, &row->hash_len) && ok;
+	row->malformed = !ok;
+}
+
+/* The archive anchor in meta: 0 when nothing was archived. */
+static tkm_err read_anchor(sqlite3 *db, const char *path, uint64_t *anchor, char *why,
+                           size_t why_len)
+{
+	char buf[32];
+	char *end = NULL;
+	unsigned long long v;
+	tkm_err err;
+
+	*anchor = 0;
+	err = meta_get_on(db, TKM_STORE_META_ANCHOR, buf, sizeof(buf));
+	if (err == TKM_E_NOT_FOUND) {
+		return TKM_OK;
+	}
+	if (err != TKM_OK) {
+		return tkm_why_fail(why, why_len, TKM_E_IO, "database %s: cannot read %s", path,
+		                    TKM_STORE_META_ANCHOR);
+	}
+	errno = 0;
+	v = strtoull(buf, &end, 10);
+	if (errno != 0 || end == buf || *end != '\0' || v == 0 || v > INT64_MAX) {
+		return tkm_why_fail(why, why_len, TKM_E_FAILED_PRECONDITION,
+		                    "database %s: meta %s is not a sequence number", path,
+		                    TKM_STORE_META_ANCHOR);
+	}
+	*anchor = v;
+	return TKM_OK;
+}
+
+tkm_err tkm_store_audit_anchor(tkm_store *st, uint64_t *anchor_seq, char *why, size_t why_len)
+{
+	return read_anchor(st->db, st->path, anchor_seq, why, why_len);
+}
+
+tkm_err tkm_store_audit_page(tkm_store *st, const tkm_store_audit_query *q,
+                             tkm_err (*on_record)(void *arg, const tkm_store_audit_row *row),
+                             void *arg, bool *more, char *why, size_t why_len)
+{
+	sqlite3_stmt *s = NULL;
+	size_t n = 0;
+	tkm_err err = TKM_OK;
+	int rc;
+
+	*more = false;
+	if (q->limit == 0 || q->limit > TKM_STORE_PAGE_MAX || q->after_seq > INT64_MAX ||
+	    q->since_ms > INT64_MAX) {
+		return tkm_why_fail(why, why_len, TKM_E_INVALID_ARG,
+		                    "a page holds 1 to %d records from seq and time within range",
+		                    TKM_STORE_PAGE_MAX);
+	}
+	/* A seq cursor over the primary key: no OFFSET, so every page costs the same. */
+	if (sqlite3_prepare_v2(st->db,
+	                       "SELECT " TKM_STORE_AUDIT_COLUMNS " FROM audit "
+	                       "WHERE seq > ?1 AND ts >= ?2 ORDER BY seq LIMIT ?3",
+	                       -1, &s, NULL) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 1, (sqlite3_int64)q->after_seq) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 2, (sqlite3_int64)q->since_ms) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 3, (sqlite3_int64)q->limit + 1) != SQLITE_OK) {
+		err = tkm_store_db_fail(st->db, st->path, "cannot read the audit log", why, why_len);
+		goto out;
+	}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		tkm_store_audit_row row;
+
+		if (n == q->limit) {
+			*more = true;
+			break;
+		}
+		read_audit_row(s, &row);
+		err = on_record(arg, &row);
+		if (err != TKM_OK) {
+			goto out;
+		}
+		n++;
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		err = tkm_store_db_fail(st->db, st->path, "cannot read the audit log", why, why_len);
+	}
+out:
+	sqlite3_finalize(s);
+	return err;
+}
+
 tkm_err tkm_store_audit_scan(tkm_store *st,
                              tkm_err (*on_checkpoint)(void *arg,
                                                       const tkm_store_checkpoint_row *row),
                              tkm_err (*on_record)(void *arg, const tkm_store_audit_row *row),
-                             void *arg, char *why, size_t why_len)
+                             void *arg, uint64_t *anchor_seq, char *why, size_t why_len)
 {
 	sqlite3 *db = NULL;
 	sqlite3_stmt *s = NULL;
@@ -1196,24 +1293,30 @@ tkm_err tkm_store_audit_scan(tkm_store *st,
 	tkm_err err = TKM_OK;
 	int rc;
 
+	*anchor_seq = 0;
+
 	/* Its own connection: one snapshot for both tables, whoever else reads. */
 	if (sqlite3_open_v2(st->path, &db,
 	                    SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
 	                    NULL) != SQLITE_OK ||
 	    sqlite3_busy_timeout(db, TKM_STORE_BUSY_TIMEOUT_MS) != SQLITE_OK) {
-		err = db_fail(db, st->path, "cannot open for reading the audit log", why, why_len);
+		err = tkm_store_db_fail(db, st->path, "cannot open for reading the audit log", why, why_len);
 		goto out;
 	}
-	err = exec_sql(db, st->path, "BEGIN", why, why_len);
+	err = tkm_store_exec(db, st->path, "BEGIN", why, why_len);
 	if (err != TKM_OK) {
 		goto out;
 	}
 	in_tx = true;
+	err = read_anchor(db, st->path, anchor_seq, why, why_len);
+	if (err != TKM_OK) {
+		goto out;
+	}
 	if (sqlite3_prepare_v2(db,
 	                       "SELECT seq, hash, ts, signature, key_id FROM audit_checkpoint "
 	                       "ORDER BY seq",
 	                       -1, &s, NULL) != SQLITE_OK) {
-		err = db_fail(db, st->path, "cannot read audit checkpoints", why, why_len);
+		err = tkm_store_db_fail(db, st->path, "cannot read audit checkpoints", why, why_len);
 		goto out;
 	}
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -1231,42 +1334,27 @@ tkm_err tkm_store_audit_scan(tkm_store *st,
 		}
 	}
 	if (rc != SQLITE_DONE) {
-		err = db_fail(db, st->path, "cannot read audit checkpoints", why, why_len);
+		err = tkm_store_db_fail(db, st->path, "cannot read audit checkpoints", why, why_len);
 		goto out;
 	}
 	sqlite3_finalize(s);
 	s = NULL;
-	if (sqlite3_prepare_v2(db,
-	                       "SELECT seq, ts, principal, role, method, target, outcome, "
-	                       "error_code, details, prev_hash, hash FROM audit ORDER BY seq",
+	if (sqlite3_prepare_v2(db, "SELECT " TKM_STORE_AUDIT_COLUMNS " FROM audit ORDER BY seq",
 	                       -1, &s, NULL) != SQLITE_OK) {
-		err = db_fail(db, st->path, "cannot read the audit log", why, why_len);
+		err = tkm_store_db_fail(db, st->path, "cannot read the audit log", why, why_len);
 		goto out;
 	}
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		tkm_store_audit_row row;
-		bool ok;
 
-		memset(&row, 0, sizeof(row));
-		row.rec.seq = (uint64_t)sqlite3_column_int64(s, 0);
-		ok = col_uint(s, 1, &row.rec.ts_ms);
-		ok = col_text(s, 2, &row.rec.principal) && ok;
-		ok = col_text(s, 3, &row.rec.role) && ok;
-		ok = col_text(s, 4, &row.rec.method) && ok;
-		ok = col_text(s, 5, &row.rec.target) && ok;
-		ok = col_text(s, 6, &row.rec.outcome) && ok;
-		ok = col_text(s, 7, &row.rec.error_code) && ok;
-		ok = col_blob(s, 8, &row.rec.details, &row.rec.details_len) && ok;
-		ok = col_blob(s, 9, &row.prev_hash, &row.prev_hash_len) && ok;
-		ok = col_blob(s, 10, &row.hash, &row.hash_len) && ok;
-		row.malformed = !ok;
+		read_audit_row(s, &row);
 		err = on_record(arg, &row);
 		if (err != TKM_OK) {
 			goto out;
 		}
 	}
 	if (rc != SQLITE_DONE) {
-		err = db_fail(db, st->path, "cannot read the audit log", why, why_len);
+		err = tkm_store_db_fail(db, st->path, "cannot read the audit log", why, why_len);
 		goto out;
 	}
 out:

@@ -18,7 +18,7 @@
 #include "tkm_audit.h"
 
 /* The schema this build knows; migration N brings user_version to N. */
-#define TKM_STORE_SCHEMA_VERSION 2
+#define TKM_STORE_SCHEMA_VERSION 3
 
 typedef struct tkm_store tkm_store;
 
@@ -138,7 +138,20 @@ TKM_MUST_CHECK tkm_err tkm_store_tx_exec(tkm_store_tx *tx, const char *sql,
                                          const tkm_store_val *vals, size_t nvals, char *why,
                                          size_t why_len);
 
+/* Set a meta value inside the writer's transaction (tkm_store_* modules only). */
+TKM_MUST_CHECK tkm_err tkm_store_tx_meta_set(tkm_store_tx *tx, const char *key, const char *value,
+                                             char *why, size_t why_len);
+
+/* Read a meta value inside the writer's transaction, as tkm_store_meta_get. */
+TKM_MUST_CHECK tkm_err tkm_store_tx_meta_get(tkm_store_tx *tx, const char *key, char *buf,
+                                             size_t buf_len);
+
 /* ---- Reading the audit log ---- */
+
+/* The meta key holding the seq of the checkpoint the retained chain starts after. */
+#define TKM_STORE_META_ANCHOR "audit_anchor_seq"
+/* Most records in one page. */
+#define TKM_STORE_PAGE_MAX 1000
 
 /* An audit row as stored; pointers are valid during the callback only. */
 typedef struct tkm_store_audit_row {
@@ -162,12 +175,72 @@ typedef struct tkm_store_checkpoint_row {
 } tkm_store_checkpoint_row;
 
 /*
- * In one read snapshot: every checkpoint in seq order, then every audit
- * record in seq order. A callback's error stops the scan and is returned.
+ * In one read snapshot: the archive anchor (0 if nothing was archived), then
+ * every checkpoint in seq order, then every audit record in seq order. A
+ * callback's error stops the scan and is returned.
  */
 TKM_MUST_CHECK tkm_err tkm_store_audit_scan(
     tkm_store *st, tkm_err (*on_checkpoint)(void *arg, const tkm_store_checkpoint_row *row),
-    tkm_err (*on_record)(void *arg, const tkm_store_audit_row *row), void *arg, char *why,
-    size_t why_len);
+    tkm_err (*on_record)(void *arg, const tkm_store_audit_row *row), void *arg,
+    uint64_t *anchor_seq, char *why, size_t why_len);
+
+/* The archive anchor now: records up to it were archived; 0 if none. */
+TKM_MUST_CHECK tkm_err tkm_store_audit_anchor(tkm_store *st, uint64_t *anchor_seq, char *why,
+                                              size_t why_len);
+
+/* One page of the audit log: records with seq > after_seq and ts >= since_ms. */
+typedef struct tkm_store_audit_query {
+	uint64_t after_seq; /* the cursor: the last seq of the previous page, 0 first */
+	uint64_t since_ms;  /* 0: from the start */
+	size_t limit;       /* 1 to TKM_STORE_PAGE_MAX */
+} tkm_store_audit_query;
+
+/*
+ * Call on_record for each record of the page in seq order; *more says
+ * whether records follow it. Pages by seq cursor, never by OFFSET.
+ */
+TKM_MUST_CHECK tkm_err tkm_store_audit_page(tkm_store *st, const tkm_store_audit_query *q,
+                                            tkm_err (*on_record)(void *arg,
+                                                                 const tkm_store_audit_row *row),
+                                            void *arg, bool *more, char *why, size_t why_len);
+
+/* ---- Copies: backup and audit archive (tkm_store_copy.c) ---- */
+
+typedef struct tkm_store_copy_info {
+	uint64_t bytes;      /* size of the file written */
+	uint64_t first_seq;  /* audit records in it: first_seq..last_seq (0, 0 if none) */
+	uint64_t last_seq;
+	uint64_t checkpoint; /* the last signed checkpoint in it, 0 if none */
+} tkm_store_copy_info;
+
+/*
+ * Write a consistent copy of the whole database to dest with SQLite's backup
+ * API while writes go on: one read snapshot, written to a temporary file in
+ * dest's directory, synced, then linked to dest (mode 0600). dest must be an
+ * absolute path that does not exist yet (TKM_E_ALREADY_EXISTS); nothing is
+ * left behind on failure.
+ */
+TKM_MUST_CHECK tkm_err tkm_store_backup(tkm_store *st, const char *dest, tkm_store_copy_info *info,
+                                        char *why, size_t why_len);
+
+/* Checks an archive file before the live records it holds are deleted. */
+typedef tkm_err (*tkm_store_archive_check_fn)(void *ctx, const char *path, char *why,
+                                              size_t why_len);
+
+/*
+ * Move the audit records older than before_ms out to the new file dest, cut
+ * at the last signed checkpoint C whose record is older than before_ms: the
+ * file gets records anchor+1..C and their checkpoints (a database that
+ * tkm_audit_verify_file accepts), check() must accept it, and then one
+ * transaction deletes those records, keeps checkpoint C as the new anchor and
+ * appends rec (method "audit.archive"; its details are set here to
+ * {"records", "through_seq"}) to the chain. TKM_E_FAILED_PRECONDITION when
+ * no checkpoint is old enough. Archives run one at a time.
+ */
+TKM_MUST_CHECK tkm_err tkm_store_audit_archive(tkm_store *st, const char *dest, uint64_t before_ms,
+                                               tkm_store_archive_check_fn check, void *check_ctx,
+                                               const tkm_audit_rec *rec,
+                                               tkm_store_copy_info *info, uint64_t *seq,
+                                               char *why, size_t why_len);
 
 #endif /* TKM_STORE_H */

@@ -22,6 +22,8 @@
 #include <sodium.h>
 
 #include "tkm/client.h"
+#include "tkm_bootstrap.h"
+#include "tkm_cbor.h"
 #include "tkm_config.h"
 #include "tkm_hsm.h"
 #include "tkm_log.h"
@@ -29,6 +31,7 @@
 #include "tkm_rpc.h"
 #include "tkm_server.h"
 #include "tkm_store.h"
+#include "tkm_why.h"
 
 #ifndef TKM_TEST_METHODS
 #define TKM_TEST_METHODS 0
@@ -42,12 +45,15 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: tkmd --config FILE [--check-config]\n"
+	fprintf(f, "usage: tkmd --config FILE [--check-config | --init]\n"
 	           "       tkmd --help | --version\n"
 	           "\n"
 	           "  --config FILE    read the configuration from FILE "
 	           "(docs/configuration.md)\n"
 	           "  --check-config   check FILE and exit: 0 when valid, 2 when not\n"
+	           "  --init           once, on an empty database and HSM token: make the\n"
+	           "                   master keys and the audit signing key, start the audit\n"
+	           "                   log, write the audit public key file, and exit\n"
 	           "  --help           show this help\n"
 	           "  --version        show the version\n"
 	           "\n"
@@ -130,6 +136,55 @@ static void log_started(const tkm_config *cfg, const tkm_hsm *hsm, tkm_store *st
 	tkm_log_end(&line);
 }
 
+/* One audit record of tkmd's own: start and stop. */
+static tkm_err audit_self(tkm_store *store, const char *method, char *why, size_t why_len)
+{
+	tkm_cbor_w *d = NULL;
+	tkm_audit_rec rec;
+	tkm_err err;
+
+	memset(&rec, 0, sizeof(rec));
+	err = tkm_cbor_w_new(128, &d);
+	if (err == TKM_OK) {
+		tkm_cbor_put_map(d, 2);
+		tkm_cbor_put_cstr(d, "pid");
+		tkm_cbor_put_uint(d, (uint64_t)getpid());
+		tkm_cbor_put_cstr(d, "version");
+		tkm_cbor_put_cstr(d, tkm_version());
+		err = tkm_cbor_w_finish(d, &rec.details, &rec.details_len);
+	}
+	if (err == TKM_OK) {
+		rec.principal = "tkmd";
+		rec.method = method;
+		rec.outcome = "ok";
+		err = tkm_store_write(store, NULL, NULL, &rec, NULL, why, why_len);
+	}
+	tkm_cbor_w_free(d);
+	return err;
+}
+
+/* tkmd --init: print what was made; the key file is what operators keep. */
+static void report_init(const tkm_config *cfg, const tkm_bootstrap_keys *keys)
+{
+	char pk[2 * TKM_AUDIT_PK_LEN + 1];
+	char kcv[2 * TKM_HSM_KCV_MAX + 1];
+
+	tkm_bootstrap_pk_hex(keys->audit_pk, pk);
+	printf("tkmd: initialised database %s and its HSM token\n", cfg->database_path);
+	(void)sodium_bin2hex(kcv, sizeof(kcv), keys->kek_kcv.b, keys->kek_kcv.len);
+	printf("  master KEK            made in the HSM%s%s\n", keys->kek_kcv.len ? ", KCV " : "",
+	       kcv);
+	(void)sodium_bin2hex(kcv, sizeof(kcv), keys->seal_kcv.b, keys->seal_kcv.len);
+	printf("  master sealing key    made in the HSM%s%s\n", keys->seal_kcv.len ? ", KCV " : "",
+	       kcv);
+	printf("  audit signing key     Ed25519, public key %s\n", pk);
+	printf("  audit public key file %s\n", cfg->audit_public_key_file);
+	printf("  first audit record    %llu (system.init), signed\n",
+	       (unsigned long long)keys->init_seq);
+	printf("Keep a copy of the public key file away from this host: tkmctl audit verify\n"
+	       "--db FILE --pubkey FILE checks any copy of the database against it.\n");
+}
+
 /* Block until SIGTERM or SIGINT; returns the signal's name. */
 static const char *wait_for_signal(const sigset_t *set)
 {
@@ -150,12 +205,15 @@ int main(int argc, char **argv)
 {
 	static const tkm_rpc_table *const tables[] = {
 		&tkm_methods_sys,
+		&tkm_methods_audit,
 #if TKM_TEST_METHODS
 		&tkm_methods_debug,
 #endif
 	};
 	const char *config_path = NULL;
-	bool check_only = false;
+	bool check_only = false, init = false;
+	tkm_bootstrap_keys keys;
+	tkm_bootstrap_writer wc;
 	tkm_config *cfg = NULL;
 	tkm_store *store = NULL;
 	tkm_hsm *hsm = NULL;
@@ -193,6 +251,8 @@ int main(int argc, char **argv)
 			return TKMD_EXIT_OK;
 		} else if (strcmp(argv[i], "--check-config") == 0) {
 			check_only = true;
+		} else if (strcmp(argv[i], "--init") == 0) {
+			init = true;
 		} else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
 			config_path = argv[++i];
 		} else if (strncmp(argv[i], "--config=", 9) == 0 && argv[i][9] != '\0') {
@@ -218,6 +278,23 @@ int main(int argc, char **argv)
 		tkm_log_set_level(cfg->log_level);
 		err = tkm_srv_check_config(cfg, why, sizeof(why));
 	}
+	/* Every key and every audit signature lives in the HSM: no HSM, no tkmd. */
+	if (err == TKM_OK && cfg->hsm_token == NULL) {
+		err = tkm_why_fail(why, sizeof(why), TKM_E_CONFIG,
+		                   "%s: an hsm = { token = \"pkcs11:...\"; pin_file = \"...\"; } "
+		                   "group is required",
+		                   config_path);
+	}
+	if (err == TKM_OK && cfg->hsm_pin_file == NULL && cfg->hsm_pin_env == NULL) {
+		err = tkm_why_fail(why, sizeof(why), TKM_E_CONFIG,
+		                   "%s: hsm.pin_file or hsm.pin_env is required: tkmd signs the "
+		                   "audit log with the HSM from its first request",
+		                   config_path);
+	}
+	if (err == TKM_OK && check_only && init) {
+		err = tkm_why_fail(why, sizeof(why), TKM_E_CONFIG,
+		                   "--check-config and --init do not go together");
+	}
 	if (err != TKM_OK) {
 		log_fail("invalid configuration", err, why);
 		status = TKMD_EXIT_USAGE;
@@ -235,32 +312,48 @@ int main(int argc, char **argv)
 		status = exit_for(err);
 		goto out;
 	}
-	if (cfg->hsm_token != NULL) {
-		err = tkm_hsm_open(cfg->hsm_module, cfg->hsm_token, &hsm, why, sizeof(why));
+	err = tkm_hsm_open(cfg->hsm_module, cfg->hsm_token, &hsm, why, sizeof(why));
+	if (err != TKM_OK) {
+		log_fail("cannot open the HSM; refusing to start", err, why);
+		status = exit_for(err);
+		goto out;
+	}
+	/* One HSM session per worker thread; the PIN is wiped right after C_Login. */
+	err = tkm_hsm_login(hsm, cfg->hsm_pin_file, cfg->hsm_pin_env, cfg->workers + 1, why,
+	                    sizeof(why));
+	if (err != TKM_OK) {
+		log_fail("cannot log in to the HSM; refusing to start", err, why);
+		status = exit_for(err);
+		goto out;
+	}
+	wc.checkpoint_every = cfg->audit_checkpoint_every;
+	wc.checkpoint_interval_ms = (uint32_t)(cfg->audit_checkpoint_interval_s * 1000u);
+	if (init) {
+		err = tkm_bootstrap_init(hsm, store, &wc, cfg->audit_public_key_file, &keys, why,
+		                         sizeof(why));
 		if (err != TKM_OK) {
-			log_fail("cannot open the HSM; refusing to start", err, why);
-			status = exit_for(err);
+			log_fail("initialisation refused", err, why);
+			status = err == TKM_E_ALREADY_EXISTS ? TKMD_EXIT_USAGE : TKMD_EXIT_RUNTIME;
 			goto out;
 		}
-		/* One HSM session per worker thread; the PIN is wiped right after C_Login. */
-		if (cfg->hsm_pin_file != NULL || cfg->hsm_pin_env != NULL) {
-			err = tkm_hsm_login(hsm, cfg->hsm_pin_file, cfg->hsm_pin_env, cfg->workers,
-			                    why, sizeof(why));
-			if (err != TKM_OK) {
-				log_fail("cannot log in to the HSM; refusing to start", err, why);
-				status = exit_for(err);
-				goto out;
-			}
-		} else {
-			tkm_log_msg(TKM_LOG_WARN,
-			            "no hsm.pin_file or hsm.pin_env: the HSM is not logged in and "
-			            "every key operation is unavailable",
-			            NULL);
-		}
+		report_init(cfg, &keys);
+		status = TKMD_EXIT_OK;
+		goto out;
+	}
+	err = tkm_bootstrap_open(hsm, store, &wc, &keys, why, sizeof(why));
+	if (err == TKM_OK) {
+		err = audit_self(store, "system.start", why, sizeof(why));
+	}
+	if (err != TKM_OK) {
+		log_fail("cannot start the audit log; refusing to start", err, why);
+		status = err == TKM_E_FAILED_PRECONDITION ? TKMD_EXIT_USAGE : TKMD_EXIT_RUNTIME;
+		goto out;
 	}
 	memset(&env, 0, sizeof(env));
 	env.hsm = hsm;
 	env.store = store;
+	env.audit_pk = keys.audit_pk;
+	env.audit_retention_ms = (uint64_t)cfg->audit_retention_days * 86400000u;
 	env.limits.max_depth = cfg->max_depth;
 	env.limits.max_str_len = cfg->max_string_length;
 	env.max_message_size = cfg->max_message_size;
@@ -286,11 +379,15 @@ int main(int argc, char **argv)
 	srv = NULL;
 	stopped = true;
 	status = TKMD_EXIT_OK;
+	if (audit_self(store, "system.stop", why, sizeof(why)) != TKM_OK) {
+		log_fail("cannot write the stop record", TKM_E_IO, why);
+	}
 out:
 	tkm_srv_stop(srv);
 	tkm_rpc_free(rpc);
-	tkm_hsm_close(hsm);
+	/* The writer signs the tail of the audit log as it stops: store before HSM. */
 	tkm_store_close(store);
+	tkm_hsm_close(hsm);
 	tkm_config_free(cfg);
 	if (stopped) {
 		tkm_log_msg(TKM_LOG_INFO, "tkmd stopped", NULL);

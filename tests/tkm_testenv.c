@@ -594,6 +594,42 @@ static bool testenv_ping_once(const char *url)
 	return ok;
 }
 
+tkm_err tkm_testenv_init(tkm_testenv *env, const char *config, int *status)
+{
+	char conf_path[320], out_path[320];
+	const char *argv[] = {TKM_TKMD_TEST_PATH, "--init", "--config", conf_path, NULL};
+
+	if (!testenv_fmt(conf_path, sizeof(conf_path), "%s/init.conf", env->dir) ||
+	    !testenv_fmt(out_path, sizeof(out_path), "%s/init.out", env->dir) ||
+	    !testenv_write_file(conf_path, config)) {
+		return TKM_E_IO;
+	}
+	return tkm_testenv_run(env, argv, out_path, env->log_path, 30000, status);
+}
+
+/* The first start in an env initialises its database and token, as an operator would. */
+static tkm_err testenv_init_once(tkm_testenv *env, const char *config)
+{
+	char db[320];
+	struct stat sb;
+	int status = -1;
+	tkm_err err;
+
+	if (!testenv_fmt(db, sizeof(db), "%s/tkm.db", env->dir)) {
+		return TKM_E_IO;
+	}
+	if (stat(db, &sb) == 0) {
+		return TKM_OK;
+	}
+	err = tkm_testenv_init(env, config, &status);
+	if (err == TKM_OK && status != 0) {
+		fprintf(stderr, "testenv: tkmd-test --init exited with status %d\n", status);
+		tkm_testenv_dump_log(env);
+		err = TKM_E_INTERNAL;
+	}
+	return err;
+}
+
 tkm_err tkm_testenv_start_config(tkm_testenv *env, const char *config)
 {
 	char conf_path[320];
@@ -604,6 +640,9 @@ tkm_err tkm_testenv_start_config(tkm_testenv *env, const char *config)
 	if (env->pid > 0) {
 		fprintf(stderr, "testenv: tkmd already running\n");
 		return TKM_E_INVALID_ARG;
+	}
+	if ((err = testenv_init_once(env, config)) != TKM_OK) {
+		return err;
 	}
 	if (!testenv_fmt(conf_path, sizeof(conf_path), "%s/tkmd.conf", env->dir) ||
 	    !testenv_write_file(conf_path, config)) {

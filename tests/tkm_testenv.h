@@ -63,6 +63,14 @@ const char *tkm_testenv_log_path(const tkm_testenv *env);
 char *tkm_testenv_config(const tkm_testenv *env, const char *listen, const char *extra);
 
 /*
+ * Run tkmd-test --init with config (written to DIR/init.conf; stdout to
+ * DIR/init.out, stderr to the log). The start calls below do this by
+ * themselves before the first start of an env, when DIR/tkm.db does not
+ * exist yet. *status is as for tkm_testenv_stop().
+ */
+TKM_MUST_CHECK tkm_err tkm_testenv_init(tkm_testenv *env, const char *config, int *status);
+
+/*
  * Start tkmd-test on tkm_testenv_config(env, NULL-or-IPC+TCP+extra_listen, extra)
  * and wait up to 15 s until a ping over the IPC URL succeeds. extra_listen
  * (may be NULL) is appended to the default listen list, e.g.
