@@ -260,6 +260,7 @@ tkm_err tkm_bootstrap_open(tkm_hsm *hsm, tkm_store *st, const tkm_bootstrap_writ
                            tkm_bootstrap_keys *out, char *why, size_t why_len)
 {
 	char recorded[TKM_PK_HEX_LEN + 8], hex[TKM_PK_HEX_LEN];
+	tkm_hsm_alg alg;
 	tkm_err err;
 
 	memset(out, 0, sizeof(*out));
@@ -271,7 +272,10 @@ tkm_err tkm_bootstrap_open(tkm_hsm *hsm, tkm_store *st, const tkm_bootstrap_writ
 		                    "the database is not initialised: run tkmd --init --config FILE "
 		                    "once (docs/operations.md)");
 	}
-	err = tkm_hsm_audit_public_key(hsm, &out->audit_id, out->audit_pk, why, why_len);
+	err = tkm_hsm_token_key_find(hsm, TKM_HSM_AUDIT, NULL, &out->audit_id, &alg, why, why_len);
+	if (err == TKM_OK) {
+		err = tkm_hsm_audit_public_key(hsm, &out->audit_id, out->audit_pk, why, why_len);
+	}
 	if (err == TKM_E_NOT_FOUND) {
 		return tkm_why_fail(why, why_len, TKM_E_FAILED_PRECONDITION,
 		                    "the HSM token has no tkm audit key, but the database was "

@@ -210,7 +210,7 @@ static tkm_err audit_outcome(tkm_rpc_ctx *ctx, tkm_err outcome, char *why, size_
 	err = tkm_store_write(ctx->rpc->env.store, NULL, NULL, &rec, NULL, wwhy, sizeof(wwhy));
 	if (err == TKM_OK) {
 		ctx->audited = true;
-		return TKM_OK;
+		return outcome;
 	}
 	tkm_log_begin(&line, TKM_LOG_ERROR, "audit record not written");
 	tkm_log_uint(&line, "rid", ctx->rid);

@@ -135,6 +135,24 @@ static tkm_err tmp_publish(tkm_copy_tmp *t, const char *dest, uint64_t *bytes, c
 	return fsync_path(dirname(dir), O_RDONLY | O_DIRECTORY, why, why_len);
 }
 
+/* Leave WAL mode, so that the copy is one self-contained file. */
+static tkm_err make_single_file(const char *path, char *why, size_t why_len)
+{
+	sqlite3 *db = NULL;
+	tkm_err err = TKM_OK;
+
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_EXRESCODE, NULL) !=
+	    SQLITE_OK) {
+		err = tkm_store_db_fail(db, path, "cannot reopen the copy", why, why_len);
+	} else {
+		err = tkm_store_exec(db, path, "PRAGMA journal_mode=DELETE", why, why_len);
+	}
+	if (sqlite3_close_v2(db) != SQLITE_OK && err == TKM_OK) {
+		err = tkm_why_fail(why, why_len, TKM_E_IO, "%s: cannot close the copy", path);
+	}
+	return err;
+}
+
 /* min and max record seq and the last checkpoint of the database at path. */
 static tkm_err read_extent(const char *path, tkm_store_copy_info *info, char *why, size_t why_len)
 {
@@ -207,7 +225,10 @@ tkm_err tkm_store_backup(tkm_store *st, const char *dest, tkm_store_copy_info *i
 		goto out;
 	}
 	dst = NULL;
-	err = read_extent(tmp.path, info, why, why_len);
+	err = make_single_file(tmp.path, why, why_len);
+	if (err == TKM_OK) {
+		err = read_extent(tmp.path, info, why, why_len);
+	}
 	if (err != TKM_OK) {
 		goto out;
 	}
@@ -456,6 +477,9 @@ tkm_err tkm_store_audit_archive(tkm_store *st, const char *dest, uint64_t before
 	tkm_store_close(arch);
 	if (err == TKM_OK) {
 		err = fill_archive(st, tmp.path, cut.anchor, cut.cut, why, why_len);
+	}
+	if (err == TKM_OK) {
+		err = make_single_file(tmp.path, why, why_len);
 	}
 	if (err == TKM_OK) {
 		err = check(check_ctx, tmp.path, why, why_len);

@@ -51,3 +51,8 @@ target_compile_definitions(tkmctl_test PRIVATE TKM_TKMCTL_PATH="$<TARGET_FILE:tk
 # code in the test itself (the harness uses libtkm to see tkmd is up).
 tkm_integration_test(protocol_client 60)
 target_link_libraries(protocol_client_test PRIVATE nng::nng PkgConfig::CBOR)
+
+# Audit log and backup through tkmd: init, paging, checkpoints, backup,
+# archive, fail-closed records; copies are checked with the offline verifier.
+tkm_integration_test(service_audit 300)
+target_link_libraries(service_audit_test PRIVATE tkm_store tkm_store_fixture)
