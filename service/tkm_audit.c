@@ -51,7 +51,7 @@ const char *tkm_audit_fault_name(tkm_audit_fault f)
 	case TKM_AUDIT_FAULT_TRUNCATED:
 		return "truncated";
 	case TKM_AUDIT_FAULT_ANCHOR:
-		return "anchor";
+		return "bad archive cut";
 	}
 	return "unknown";
 }
