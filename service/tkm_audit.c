@@ -583,6 +583,11 @@ tkm_err tkm_audit_verify(tkm_store *st, const uint8_t pk[static TKM_AUDIT_PK_LEN
 			fault(vs, TKM_AUDIT_FAULT_TRUNCATED, vs->anchor + 1,
 			      "records up to %llu are archived and none follow the cut",
 			      (unsigned long long)vs->anchor);
+		} else if (vs->archive_seq == 0) {
+			fault(vs, TKM_AUDIT_FAULT_ANCHOR, vs->anchor + 1,
+			      "the chain starts after record %llu, but no audit.archive record says "
+			      "records were archived",
+			      (unsigned long long)vs->anchor);
 		} else {
 			fault(vs, TKM_AUDIT_FAULT_ANCHOR, vs->anchor + 1,
 			      "the chain starts after record %llu, but the last archive record "

@@ -722,6 +722,132 @@ static void test_checkpoints(void)
 	tkm_store_close(st);
 }
 
+/* ---- Archive cuts ---- */
+
+static tkm_err check_archive_file(void *ctx, const char *path, char *why, size_t why_len)
+{
+	tkm_audit_report rep;
+	tkm_err err = tkm_audit_verify_file(path, pk, &rep, why, why_len);
+
+	(void)ctx;
+	return err == TKM_OK && rep.fault != TKM_AUDIT_FAULT_NONE ? TKM_E_CRYPTO : err;
+}
+
+static tkm_err refuse_archive_file(void *ctx, const char *path, char *why, size_t why_len)
+{
+	(void)ctx;
+	(void)path;
+	return tkm_why_fail(why, why_len, TKM_E_CRYPTO, "the test refuses the archive");
+}
+
+static void expect_verify(const char *path, tkm_audit_fault want, uint64_t first_or_bad)
+{
+	tkm_audit_report rep;
+	char why[256] = "";
+
+	CHECK(tkm_audit_verify_file(path, pk, &rep, why, sizeof(why)) == TKM_OK);
+	CHECK_EQ_INT(rep.fault, want);
+	if (want == TKM_AUDIT_FAULT_NONE) {
+		CHECK_EQ_INT(rep.first_seq, first_or_bad);
+	} else {
+		CHECK_EQ_INT(rep.bad_seq, first_or_bad);
+	}
+	printf("archive %s -> %s first %llu bad %llu: %s\n", path, tkm_audit_fault_name(rep.fault),
+	       (unsigned long long)rep.first_seq, (unsigned long long)rep.bad_seq, rep.what);
+}
+
+/*
+ * Records 1..20 with a checkpoint every 5; archive through 20 (the newest
+ * checkpoint); 10 more; archive again through 30. Each file and the live
+ * chain verify; cuts made behind the store's back are caught.
+ */
+static void test_archive(void)
+{
+	char live[256], a1[256], a2[256], a3[256], copy[256], why[256] = "";
+	tkm_store_copy_info info;
+	tkm_audit_rec rec, arec;
+	uint64_t seq = 0, far = UINT64_C(1) << 62;
+	tkm_store *st;
+
+	path_in_tmp(live, sizeof(live), "archive-live.db");
+	path_in_tmp(a1, sizeof(a1), "archive-1.db");
+	path_in_tmp(a2, sizeof(a2), "archive-2.db");
+	path_in_tmp(a3, sizeof(a3), "archive-refused.db");
+	st = open_writer(live, 5);
+	CHECK(st != NULL);
+	if (st == NULL) {
+		return;
+	}
+	memset(&rec, 0, sizeof(rec));
+	rec.method = "test.note";
+	rec.outcome = "ok";
+	memset(&arec, 0, sizeof(arec));
+	arec.principal = "archivist";
+	for (int i = 0; i < 20; i++) {
+		CHECK(tkm_store_write(st, NULL, NULL, &rec, NULL, why, sizeof(why)) == TKM_OK);
+	}
+	/* A refused check leaves no file and cuts nothing. */
+	CHECK(tkm_store_audit_archive(st, a3, far, refuse_archive_file, NULL, &arec, &info, &seq,
+	                              why, sizeof(why)) == TKM_E_CRYPTO);
+	CHECK(access(a3, F_OK) != 0);
+	CHECK(tkm_store_audit_archive(st, a1, far, check_archive_file, NULL, &arec, &info, &seq, why,
+	                              sizeof(why)) == TKM_OK);
+	CHECK_EQ_INT(info.first_seq, 1);
+	CHECK_EQ_INT(info.last_seq, 20);
+	CHECK_EQ_INT(info.checkpoint, 20);
+	CHECK_EQ_INT(seq, 21);
+	/* Nothing signed after the anchor yet; nothing older than the cut-off. */
+	CHECK(tkm_store_audit_archive(st, a2, far, check_archive_file, NULL, &arec, &info, &seq, why,
+	                              sizeof(why)) == TKM_E_FAILED_PRECONDITION);
+	for (int i = 0; i < 9; i++) {
+		CHECK(tkm_store_write(st, NULL, NULL, &rec, NULL, why, sizeof(why)) == TKM_OK);
+	}
+	CHECK(tkm_store_audit_archive(st, a2, 1, check_archive_file, NULL, &arec, &info, &seq, why,
+	                              sizeof(why)) == TKM_E_FAILED_PRECONDITION);
+	/* Never over an existing file. */
+	CHECK(tkm_store_audit_archive(st, a1, far, check_archive_file, NULL, &arec, &info, &seq, why,
+	                              sizeof(why)) == TKM_E_ALREADY_EXISTS);
+	CHECK(tkm_store_audit_archive(st, a2, far, check_archive_file, NULL, &arec, &info, &seq, why,
+	                              sizeof(why)) == TKM_OK);
+	CHECK_EQ_INT(info.first_seq, 21);
+	CHECK_EQ_INT(info.last_seq, 30);
+	CHECK_EQ_INT(seq, 31);
+	for (int i = 0; i < 9; i++) {
+		CHECK(tkm_store_write(st, NULL, NULL, &rec, NULL, why, sizeof(why)) == TKM_OK);
+	}
+	tkm_store_close(st);
+	expect_verify(a1, TKM_AUDIT_FAULT_NONE, 1);
+	expect_verify(a2, TKM_AUDIT_FAULT_NONE, 21);
+	expect_verify(live, TKM_AUDIT_FAULT_NONE, 31);
+
+	/* Records cut later than the archive record says: 31..35 gone, anchor moved to 35. */
+	path_in_tmp(copy, sizeof(copy), "archive-moved.db");
+	CHECK(tkm_storefix_copy_db(live, copy) == SQLITE_OK);
+	CHECK(tkm_storefix_run_sql(copy, "DELETE FROM audit WHERE seq <= 35; "
+	                                 "DELETE FROM audit_checkpoint WHERE seq < 35; "
+	                                 "UPDATE meta SET value = '35' WHERE key = "
+	                                 "'audit_anchor_seq'") == SQLITE_OK);
+	expect_verify(copy, TKM_AUDIT_FAULT_ANCHOR, 36);
+	/* The anchor's checkpoint deleted. */
+	path_in_tmp(copy, sizeof(copy), "archive-nocp.db");
+	CHECK(tkm_storefix_copy_db(live, copy) == SQLITE_OK);
+	CHECK(tkm_storefix_run_sql(copy, "DELETE FROM audit_checkpoint WHERE seq = 30") ==
+	      SQLITE_OK);
+	expect_verify(copy, TKM_AUDIT_FAULT_GENESIS, 31);
+	/* The anchor removed: the chain seems to start at 31 instead of 1. */
+	path_in_tmp(copy, sizeof(copy), "archive-noanchor.db");
+	CHECK(tkm_storefix_copy_db(live, copy) == SQLITE_OK);
+	CHECK(tkm_storefix_run_sql(copy, "DELETE FROM meta WHERE key = 'audit_anchor_seq'") ==
+	      SQLITE_OK);
+	expect_verify(copy, TKM_AUDIT_FAULT_GENESIS, 1);
+	/* The archive record changed to match a forged cut. */
+	path_in_tmp(copy, sizeof(copy), "archive-rec.db");
+	CHECK(tkm_storefix_copy_db(live, copy) == SQLITE_OK);
+	CHECK(tkm_storefix_run_sql(copy, "UPDATE audit SET principal = 'someone' WHERE seq = 31") ==
+	      SQLITE_OK);
+	expect_verify(copy, TKM_AUDIT_FAULT_CHANGED, 31);
+}
+
 int main(void)
 {
 	char cmd[300];
@@ -735,6 +861,7 @@ int main(void)
 	test_fail_closed();
 	test_tamper();
 	test_checkpoints();
+	test_archive();
 	test_group_commit();
 	sodium_memzero(sk, sizeof(sk));
 	if (snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir) > 0 && system(cmd) != 0) {
