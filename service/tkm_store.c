@@ -41,6 +41,13 @@ tkm_err tkm_store_db_fail(sqlite3 *db, const char *path, const char *what, char 
 	                    db != NULL ? sqlite3_errmsg(db) : "out of memory");
 }
 
+/* The tkm_err for db's last error: a full disk is resource_exhausted, not an I/O fault. */
+static tkm_err err_of(sqlite3 *db)
+{
+	return (sqlite3_extended_errcode(db) & 0xff) == SQLITE_FULL ? TKM_E_RESOURCE_EXHAUSTED
+	                                                            : TKM_E_IO;
+}
+
 /* SQLite would say only "unable to open database file"; say which directory is missing. */
 static tkm_err check_parent_dir(const char *path, char *why, size_t why_len)
 {
@@ -196,6 +203,68 @@ static tkm_err migrate_3(sqlite3 *db, const char *path, char *why, size_t why_le
 	return tkm_store_exec(db, path, "CREATE INDEX audit_ts ON audit (ts)", why, why_len);
 }
 
+/*
+ * Migration 4: identities (docs/security-model.md). Operators with Argon2id
+ * password hashes and their last passwords, role assignments (with the
+ * scope values bound to each), sessions by token hash only, device
+ * principals by public key, the policy in effect, and pending dual-control
+ * requests.
+ */
+static tkm_err migrate_4(sqlite3 *db, const char *path, char *why, size_t why_len)
+{
+	return tkm_store_exec(db, path,
+	                      "CREATE TABLE operator ("
+	                      " id INTEGER PRIMARY KEY,"
+	                      " username TEXT NOT NULL UNIQUE,"
+	                      " pw_hash TEXT NOT NULL,"
+	                      " pw_changed INTEGER NOT NULL,"
+	                      " must_change INTEGER NOT NULL,"
+	                      " failed INTEGER NOT NULL DEFAULT 0,"
+	                      " locked_until INTEGER NOT NULL DEFAULT 0,"
+	                      " disabled INTEGER NOT NULL DEFAULT 0,"
+	                      " created INTEGER NOT NULL);"
+	                      "CREATE TABLE operator_password ("
+	                      " operator_id INTEGER NOT NULL REFERENCES operator (id),"
+	                      " pw_hash TEXT NOT NULL,"
+	                      " changed INTEGER NOT NULL);"
+	                      "CREATE INDEX operator_password_op ON operator_password (operator_id);"
+	                      "CREATE TABLE role_assignment ("
+	                      " principal TEXT NOT NULL,"
+	                      " role TEXT NOT NULL,"
+	                      " scope TEXT,"
+	                      " PRIMARY KEY (principal, role));"
+	                      "CREATE TABLE session ("
+	                      " token_hash BLOB PRIMARY KEY,"
+	                      " operator_id INTEGER NOT NULL REFERENCES operator (id),"
+	                      " created INTEGER NOT NULL,"
+	                      " expires INTEGER NOT NULL);"
+	                      "CREATE TABLE device ("
+	                      " principal TEXT PRIMARY KEY,"
+	                      " kind TEXT NOT NULL,"
+	                      " public_key BLOB NOT NULL,"
+	                      " disabled INTEGER NOT NULL DEFAULT 0,"
+	                      " created INTEGER NOT NULL);"
+	                      "CREATE TABLE policy ("
+	                      " version INTEGER PRIMARY KEY,"
+	                      " text TEXT NOT NULL,"
+	                      " applied INTEGER NOT NULL,"
+	                      " applied_by TEXT NOT NULL);"
+	                      "CREATE TABLE approval ("
+	                      " id INTEGER PRIMARY KEY,"
+	                      " method TEXT NOT NULL,"
+	                      " params BLOB NOT NULL,"
+	                      " target TEXT,"
+	                      " initiator TEXT NOT NULL,"
+	                      " created INTEGER NOT NULL,"
+	                      " expires INTEGER NOT NULL,"
+	                      " state TEXT NOT NULL,"
+	                      " decided_by TEXT,"
+	                      " decided INTEGER,"
+	                      " result BLOB,"
+	                      " error_code TEXT);",
+	                      why, why_len);
+}
+
 static const struct {
 	int version;
 	tkm_err (*apply)(sqlite3 *db, const char *path, char *why, size_t why_len);
@@ -203,6 +272,7 @@ static const struct {
     {1, migrate_1},
     {2, migrate_2},
     {3, migrate_3},
+    {4, migrate_4},
 };
 
 _Static_assert(sizeof(tkm_store_migrations) / sizeof(tkm_store_migrations[0]) ==
@@ -555,7 +625,7 @@ static tkm_err append_audit(tkm_store *st, const tkm_audit_rec *in, uint64_t *se
 	    sqlite3_bind_blob(s, 10, hash, TKM_AUDIT_HASH_LEN, SQLITE_STATIC) != SQLITE_OK ||
 	    sqlite3_bind_blob(s, 11, h, TKM_AUDIT_HASH_LEN, SQLITE_STATIC) != SQLITE_OK ||
 	    sqlite3_step(s) != SQLITE_DONE) {
-		err = tkm_why_fail(why, why_len, TKM_E_IO,
+		err = tkm_why_fail(why, why_len, err_of(st->wdb),
 		                   "database %s: audit record %llu not written, change refused: %s",
 		                   st->path, (unsigned long long)rec.seq, sqlite3_errmsg(st->wdb));
 		sqlite3_reset(s);
@@ -597,7 +667,7 @@ static tkm_err write_checkpoint(tkm_store *st, uint64_t seq,
 	    sqlite3_bind_blob(s, 5, st->key_id, (int)st->cfg.key_id_len, SQLITE_STATIC) !=
 	        SQLITE_OK ||
 	    sqlite3_step(s) != SQLITE_DONE) {
-		err = tkm_why_fail(why, why_len, TKM_E_IO,
+		err = tkm_why_fail(why, why_len, err_of(st->wdb),
 		                   "database %s: audit checkpoint %llu not written: %s", st->path,
 		                   (unsigned long long)seq, sqlite3_errmsg(st->wdb));
 	}
@@ -694,9 +764,9 @@ static void run_batch(tkm_store *st, tkm_store_req *list, bool force_cp)
 			memcpy(hash, h2, sizeof(hash));
 			r->seq = seq;
 		} else if (!savepoint_undo(st, "ROLLBACK TO w", "RELEASE w")) {
+			err = err_of(st->wdb);
 			tkm_why_set(why, sizeof(why), "database %s: transaction lost: %s", st->path,
 			            sqlite3_errmsg(st->wdb));
-			err = TKM_E_IO;
 			tx_lost = true;
 			break;
 		}
@@ -719,7 +789,7 @@ static void run_batch(tkm_store *st, tkm_store_req *list, bool force_cp)
 			}
 			cp_written = true;
 		} else if (!savepoint_undo(st, "ROLLBACK TO cp", "RELEASE cp")) {
-			err = TKM_E_IO;
+			err = err_of(st->wdb);
 			tx_lost = true;
 			goto settle;
 		}
@@ -799,6 +869,10 @@ static void *writer_main(void *arg)
 	tkm_store *st = arg;
 	struct timespec deadline;
 
+	/* A tail left unsigned by a crash is signed before anything new is written. */
+	if (checkpoint_due(st, st->head_seq, true)) {
+		run_batch(st, NULL, true);
+	}
 	pthread_mutex_lock(&st->mu);
 	while (!st->stopping || st->q_head != NULL) {
 		tkm_store_req *list, *last;
@@ -1097,7 +1171,7 @@ tkm_err tkm_store_tx_exec(tkm_store_tx *tx, const char *sql, const tkm_store_val
 	}
 	if (rc != SQLITE_DONE) {
 		err = tkm_why_fail(why, why_len,
-		                   (rc & 0xff) == SQLITE_CONSTRAINT ? TKM_E_CONFLICT : TKM_E_IO,
+		                   (rc & 0xff) == SQLITE_CONSTRAINT ? TKM_E_CONFLICT : err_of(tx->db),
 		                   "SQL error: %s", sqlite3_errmsg(tx->db));
 	}
 out:
