@@ -350,7 +350,7 @@ struct verify_state {
 	uint8_t prev[TKM_AUDIT_HASH_LEN];
 	uint8_t ring[TKM_AUDIT_RING][TKM_AUDIT_HASH_LEN];
 	uint64_t ring_seq[TKM_AUDIT_RING];
-	bool stopped; /* a record fault was found; the walk stops */
+	bool stopped;             /* a record fault was found; the walk stops */
 	uint64_t anchor;          /* records up to it were archived (0: none) */
 	uint64_t archive_through; /* through_seq of the last audit.archive record, 0 if none */
 	uint64_t archive_seq;     /* that record's seq */
@@ -584,10 +584,11 @@ tkm_err tkm_audit_verify(tkm_store *st, const uint8_t pk[static TKM_AUDIT_PK_LEN
 			      "records up to %llu are archived and none follow the cut",
 			      (unsigned long long)vs->anchor);
 		} else if (vs->archive_seq == 0) {
-			fault(vs, TKM_AUDIT_FAULT_ANCHOR, vs->anchor + 1,
-			      "the chain starts after record %llu, but no audit.archive record says "
-			      "records were archived",
-			      (unsigned long long)vs->anchor);
+			fault(
+			    vs, TKM_AUDIT_FAULT_ANCHOR, vs->anchor + 1,
+			    "the chain starts after record %llu, but no audit.archive record says "
+			    "records were archived",
+			    (unsigned long long)vs->anchor);
 		} else {
 			fault(vs, TKM_AUDIT_FAULT_ANCHOR, vs->anchor + 1,
 			      "the chain starts after record %llu, but the last archive record "

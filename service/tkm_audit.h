@@ -104,11 +104,11 @@ typedef enum tkm_audit_fault {
 
 typedef struct tkm_audit_report {
 	tkm_audit_fault fault;
-	uint64_t bad_seq;  /* the first bad sequence number when fault != NONE */
-	char what[256];    /* one sentence for the operator */
+	uint64_t bad_seq;   /* the first bad sequence number when fault != NONE */
+	char what[256];     /* one sentence for the operator */
 	uint64_t first_seq; /* where the retained chain starts: 1, or after an archive cut */
 	uint64_t records;   /* records walked */
-	uint64_t last_seq; /* highest record seq seen */
+	uint64_t last_seq;  /* highest record seq seen */
 	uint64_t checkpoints;
 	uint64_t last_checkpoint_seq; /* 0 if none */
 	uint64_t unsigned_tail;       /* records after the last checkpoint: not protected */

@@ -67,13 +67,15 @@ static tkm_err write_pubkey(const char *path, const uint8_t pk[static TKM_AUDIT_
 	}
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0 || write(fd, hex, n) != (ssize_t)n || fsync(fd) != 0) {
-		err = tkm_why_fail(why, why_len, TKM_E_IO, "%s: cannot write the audit public key: %s",
-		                   tmp, strerror(errno));
+		err =
+		    tkm_why_fail(why, why_len, TKM_E_IO,
+		                 "%s: cannot write the audit public key: %s", tmp, strerror(errno));
 		goto out;
 	}
 	if (rename(tmp, path) != 0) {
-		err = tkm_why_fail(why, why_len, TKM_E_IO, "%s: cannot write the audit public key: %s",
-		                   path, strerror(errno));
+		err = tkm_why_fail(why, why_len, TKM_E_IO,
+		                   "%s: cannot write the audit public key: %s", path,
+		                   strerror(errno));
 	}
 out:
 	if (fd >= 0) {
@@ -137,7 +139,8 @@ static tkm_err check_fresh_token(tkm_hsm *hsm, char *why, size_t why_len)
 	for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++) {
 		tkm_hsm_id id;
 		tkm_hsm_alg alg;
-		tkm_err err = tkm_hsm_token_key_find(hsm, roles[i].role, NULL, &id, &alg, why, why_len);
+		tkm_err err =
+		    tkm_hsm_token_key_find(hsm, roles[i].role, NULL, &id, &alg, why, why_len);
 
 		if (err == TKM_OK) {
 			return tkm_why_fail(why, why_len, TKM_E_ALREADY_EXISTS,
@@ -170,7 +173,8 @@ static tkm_err mark_initialised(tkm_store_tx *tx, void *arg, char *why, size_t w
 	struct tm tm;
 	tkm_err err;
 
-	if (gmtime_r(&now, &tm) == NULL || strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) {
+	if (gmtime_r(&now, &tm) == NULL ||
+	    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) {
 		return tkm_why_fail(why, why_len, TKM_E_INTERNAL, "cannot format the time");
 	}
 	tkm_bootstrap_pk_hex(keys->audit_pk, hex);
@@ -202,12 +206,12 @@ tkm_err tkm_bootstrap_init(tkm_hsm *hsm, tkm_store *st, const tkm_bootstrap_writ
 		                                 &out->kek_kcv, why, why_len);
 	}
 	if (err == TKM_OK) {
-		err = tkm_hsm_token_key_generate(hsm, TKM_HSM_MASTER_SEAL, TKM_HSM_AES256, NULL, &id,
-		                                 &out->seal_kcv, why, why_len);
+		err = tkm_hsm_token_key_generate(hsm, TKM_HSM_MASTER_SEAL, TKM_HSM_AES256, NULL,
+		                                 &id, &out->seal_kcv, why, why_len);
 	}
 	if (err == TKM_OK) {
-		err = tkm_hsm_token_key_generate(hsm, TKM_HSM_AUDIT, TKM_HSM_ED25519, NULL, &id, &none,
-		                                 why, why_len);
+		err = tkm_hsm_token_key_generate(hsm, TKM_HSM_AUDIT, TKM_HSM_ED25519, NULL, &id,
+		                                 &none, why, why_len);
 	}
 	if (err == TKM_OK) {
 		err = tkm_hsm_audit_public_key(hsm, &out->audit_id, out->audit_pk, why, why_len);
@@ -268,9 +272,10 @@ tkm_err tkm_bootstrap_open(tkm_hsm *hsm, tkm_store *st, const tkm_bootstrap_writ
 	        TKM_OK ||
 	    tkm_store_meta_get(st, TKM_BOOTSTRAP_META_AUDIT_PK, recorded, sizeof(recorded)) !=
 	        TKM_OK) {
-		return tkm_why_fail(why, why_len, TKM_E_FAILED_PRECONDITION,
-		                    "the database is not initialised: run tkmd --init --config FILE "
-		                    "once (docs/operations.md)");
+		return tkm_why_fail(
+		    why, why_len, TKM_E_FAILED_PRECONDITION,
+		    "the database is not initialised: run tkmd --init --config FILE "
+		    "once (docs/operations.md)");
 	}
 	err = tkm_hsm_token_key_find(hsm, TKM_HSM_AUDIT, NULL, &out->audit_id, &alg, why, why_len);
 	if (err == TKM_OK) {
@@ -286,11 +291,12 @@ tkm_err tkm_bootstrap_open(tkm_hsm *hsm, tkm_store *st, const tkm_bootstrap_writ
 	}
 	tkm_bootstrap_pk_hex(out->audit_pk, hex);
 	if (strcmp(hex, recorded) != 0) {
-		return tkm_why_fail(why, why_len, TKM_E_FAILED_PRECONDITION,
-		                    "the HSM token's audit key (%.16s...) is not the one the database "
-		                    "was initialised with (%.16s...): database and token do not "
-		                    "belong together",
-		                    hex, recorded);
+		return tkm_why_fail(
+		    why, why_len, TKM_E_FAILED_PRECONDITION,
+		    "the HSM token's audit key (%.16s...) is not the one the database "
+		    "was initialised with (%.16s...): database and token do not "
+		    "belong together",
+		    hex, recorded);
 	}
 	return start_writer(hsm, st, wc, out, why, why_len);
 }

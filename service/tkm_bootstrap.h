@@ -21,7 +21,7 @@
 #include "tkm_store.h"
 
 /* Meta keys written by init. */
-#define TKM_BOOTSTRAP_META_INIT_AT "initialized_at"
+#define TKM_BOOTSTRAP_META_INIT_AT  "initialized_at"
 #define TKM_BOOTSTRAP_META_AUDIT_PK "audit_public_key"
 
 typedef struct tkm_bootstrap_keys {
@@ -52,8 +52,8 @@ TKM_MUST_CHECK tkm_err tkm_bootstrap_init(tkm_hsm *hsm, tkm_store *st,
  * with what to do otherwise) and start the writer with the HSM as signer.
  */
 TKM_MUST_CHECK tkm_err tkm_bootstrap_open(tkm_hsm *hsm, tkm_store *st,
-                                          const tkm_bootstrap_writer *wc,
-                                          tkm_bootstrap_keys *out, char *why, size_t why_len);
+                                          const tkm_bootstrap_writer *wc, tkm_bootstrap_keys *out,
+                                          char *why, size_t why_len);
 
 /* 64 lowercase hex characters and a NUL. */
 void tkm_bootstrap_pk_hex(const uint8_t pk[static TKM_AUDIT_PK_LEN],

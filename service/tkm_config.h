@@ -51,10 +51,10 @@ typedef struct tkm_config {
 	char *hsm_pin_file; /* at most one of the two: where the user PIN is read from */
 	char *hsm_pin_env;  /* (a file, an environment variable); never the PIN itself */
 	char *database_path;
-	char *audit_public_key_file;         /* written by tkmd --init; default DATABASE.audit-key.pub */
-	unsigned long audit_checkpoint_every; /* records between signed checkpoints */
+	char *audit_public_key_file; /* written by tkmd --init; default DATABASE.audit-key.pub */
+	unsigned long audit_checkpoint_every;      /* records between signed checkpoints */
 	unsigned long audit_checkpoint_interval_s; /* and at most this long apart */
-	unsigned long audit_retention_days;  /* records younger than this are never archived */
+	unsigned long audit_retention_days; /* records younger than this are never archived */
 	tkm_log_level log_level;
 } tkm_config;
 

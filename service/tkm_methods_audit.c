@@ -34,8 +34,8 @@ static tkm_err opt_uint(const tkm_cbor_val *params, const char *key, uint64_t *o
 
 	*present = v != NULL;
 	if (v != NULL && !tkm_cbor_get_uint(v, out)) {
-		return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST, "'%s' must be an unsigned integer",
-		                    key);
+		return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST,
+		                    "'%s' must be an unsigned integer", key);
 	}
 	return TKM_OK;
 }
@@ -48,14 +48,16 @@ static tkm_err path_param(const tkm_cbor_val *params, char *buf, size_t buf_len,
 	size_t n;
 
 	if (!tkm_cbor_get_text(tkm_cbor_map_get(params, "path"), &s, &n)) {
-		return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST,
-		                    "'path' (text) is required: an absolute file name on the server");
+		return tkm_why_fail(
+		    why, why_len, TKM_E_BAD_REQUEST,
+		    "'path' (text) is required: an absolute file name on the server");
 	}
 	if (n == 0 || n >= buf_len || memchr(s, '\0', n) != NULL || s[0] != '/') {
-		return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST,
-		                    "'path' must be an absolute file name on the server, shorter than "
-		                    "%zu bytes",
-		                    buf_len);
+		return tkm_why_fail(
+		    why, why_len, TKM_E_BAD_REQUEST,
+		    "'path' must be an absolute file name on the server, shorter than "
+		    "%zu bytes",
+		    buf_len);
 	}
 	memcpy(buf, s, n);
 	buf[n] = '\0';
@@ -188,9 +190,10 @@ static tkm_err audit_list(tkm_rpc_ctx *ctx, const tkm_cbor_val *params, tkm_cbor
 	}
 	if (limit == 0 || limit > TKM_STORE_PAGE_MAX || q.after_seq > INT64_MAX ||
 	    q.since_ms > INT64_MAX) {
-		return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST,
-		                    "'limit' must be 1 to %d, 'after' and 'since_ms' at most 2^63-1",
-		                    TKM_STORE_PAGE_MAX);
+		return tkm_why_fail(
+		    why, why_len, TKM_E_BAD_REQUEST,
+		    "'limit' must be 1 to %d, 'after' and 'since_ms' at most 2^63-1",
+		    TKM_STORE_PAGE_MAX);
 	}
 	q.limit = (size_t)limit;
 	/* The records go to their own writer first: the array's length comes first. */
@@ -206,8 +209,9 @@ static tkm_err audit_list(tkm_rpc_ctx *ctx, const tkm_cbor_val *params, tkm_cbor
 	if (err == TKM_OK) {
 		err = tkm_cbor_w_finish(recs, &p, &len);
 		if (err == TKM_E_RESOURCE_EXHAUSTED) {
-			tkm_why_set(why, why_len, "the page is larger than max_message_size; ask for a "
-			                          "smaller 'limit'");
+			tkm_why_set(why, why_len,
+			            "the page is larger than max_message_size; ask for a "
+			            "smaller 'limit'");
 		}
 	}
 	if (err == TKM_OK) {
@@ -284,11 +288,11 @@ static tkm_err check_archive(void *ctx, const char *path, char *why, size_t why_
 	tkm_err err = tkm_audit_verify_file(path, env->audit_pk, &rep, why, why_len);
 
 	if (err == TKM_OK && rep.fault != TKM_AUDIT_FAULT_NONE) {
-		err = tkm_why_fail(why, why_len, TKM_E_FAILED_PRECONDITION,
-		                   "the archive does not verify (%s at record %llu: %s); nothing was "
-		                   "archived: run tkmctl audit verify",
-		                   tkm_audit_fault_name(rep.fault), (unsigned long long)rep.bad_seq,
-		                   rep.what);
+		err = tkm_why_fail(
+		    why, why_len, TKM_E_FAILED_PRECONDITION,
+		    "the archive does not verify (%s at record %llu: %s); nothing was "
+		    "archived: run tkmctl audit verify",
+		    tkm_audit_fault_name(rep.fault), (unsigned long long)rep.bad_seq, rep.what);
 	}
 	return err;
 }

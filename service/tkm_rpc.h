@@ -53,12 +53,12 @@ typedef struct tkm_rpc_table {
 
 /* What handlers may use. Owned by the caller; must outlive the dispatcher. */
 typedef struct tkm_rpc_env {
-	tkm_hsm *hsm;       /* logged in; NULL only in dispatcher unit tests */
-	tkm_store *store;   /* its writer is running */
-	const uint8_t *audit_pk; /* the HSM audit key's Ed25519 public key (32 bytes) */
+	tkm_hsm *hsm;                /* logged in; NULL only in dispatcher unit tests */
+	tkm_store *store;            /* its writer is running */
+	const uint8_t *audit_pk;     /* the HSM audit key's Ed25519 public key (32 bytes) */
 	uint64_t audit_retention_ms; /* records younger than this are never archived */
-	tkm_cbor_limits limits;  /* for decoding requests */
-	size_t max_message_size; /* largest reply; larger results become errors */
+	tkm_cbor_limits limits;      /* for decoding requests */
+	size_t max_message_size;     /* largest reply; larger results become errors */
 } tkm_rpc_env;
 
 /*
@@ -107,8 +107,7 @@ uint64_t tkm_rpc_ctx_rid(const tkm_rpc_ctx *ctx); /* the server's sequence numbe
  */
 TKM_MUST_CHECK tkm_err tkm_rpc_commit(tkm_rpc_ctx *ctx, tkm_store_change_fn change, void *arg,
                                       const char *target, const uint8_t *details,
-                                      size_t details_len, uint64_t *seq, char *why,
-                                      size_t why_len);
+                                      size_t details_len, uint64_t *seq, char *why, size_t why_len);
 
 /* The target recorded when the handler fails before it commits (say, the key it was given). */
 void tkm_rpc_set_target(tkm_rpc_ctx *ctx, const char *target);

@@ -116,7 +116,8 @@ static tkm_err set_wal(sqlite3 *db, const char *path, char *why, size_t why_len)
 
 	if (sqlite3_prepare_v2(db, "PRAGMA journal_mode=WAL", -1, &stmt, NULL) != SQLITE_OK ||
 	    sqlite3_step(stmt) != SQLITE_ROW) {
-		err = tkm_store_db_fail(db, path, "cannot switch to WAL journal mode", why, why_len);
+		err =
+		    tkm_store_db_fail(db, path, "cannot switch to WAL journal mode", why, why_len);
 		goto out;
 	}
 	mode = sqlite3_column_text(stmt, 0);
@@ -139,8 +140,9 @@ static tkm_err migrate_1(sqlite3 *db, const char *path, char *why, size_t why_le
 	struct tm tm;
 	tkm_err err;
 
-	err = tkm_store_exec(db, path, "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-	               why, why_len);
+	err = tkm_store_exec(db, path,
+	                     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)", why,
+	                     why_len);
 	if (err != TKM_OK) {
 		goto out;
 	}
@@ -172,25 +174,25 @@ out:
 static tkm_err migrate_2(sqlite3 *db, const char *path, char *why, size_t why_len)
 {
 	return tkm_store_exec(db, path,
-	                "CREATE TABLE audit ("
-	                " seq INTEGER PRIMARY KEY,"
-	                " ts INTEGER NOT NULL,"
-	                " principal TEXT,"
-	                " role TEXT,"
-	                " method TEXT NOT NULL,"
-	                " target TEXT,"
-	                " outcome TEXT NOT NULL,"
-	                " error_code TEXT,"
-	                " details BLOB NOT NULL,"
-	                " prev_hash BLOB NOT NULL,"
-	                " hash BLOB NOT NULL);"
-	                "CREATE TABLE audit_checkpoint ("
-	                " seq INTEGER PRIMARY KEY,"
-	                " hash BLOB NOT NULL,"
-	                " ts INTEGER NOT NULL,"
-	                " signature BLOB NOT NULL,"
-	                " key_id BLOB NOT NULL)",
-	                why, why_len);
+	                      "CREATE TABLE audit ("
+	                      " seq INTEGER PRIMARY KEY,"
+	                      " ts INTEGER NOT NULL,"
+	                      " principal TEXT,"
+	                      " role TEXT,"
+	                      " method TEXT NOT NULL,"
+	                      " target TEXT,"
+	                      " outcome TEXT NOT NULL,"
+	                      " error_code TEXT,"
+	                      " details BLOB NOT NULL,"
+	                      " prev_hash BLOB NOT NULL,"
+	                      " hash BLOB NOT NULL);"
+	                      "CREATE TABLE audit_checkpoint ("
+	                      " seq INTEGER PRIMARY KEY,"
+	                      " hash BLOB NOT NULL,"
+	                      " ts INTEGER NOT NULL,"
+	                      " signature BLOB NOT NULL,"
+	                      " key_id BLOB NOT NULL)",
+	                      why, why_len);
 }
 
 /*
@@ -212,57 +214,58 @@ static tkm_err migrate_3(sqlite3 *db, const char *path, char *why, size_t why_le
  */
 static tkm_err migrate_4(sqlite3 *db, const char *path, char *why, size_t why_len)
 {
-	return tkm_store_exec(db, path,
-	                      "CREATE TABLE operator ("
-	                      " id INTEGER PRIMARY KEY,"
-	                      " username TEXT NOT NULL UNIQUE,"
-	                      " pw_hash TEXT NOT NULL,"
-	                      " pw_changed INTEGER NOT NULL,"
-	                      " must_change INTEGER NOT NULL,"
-	                      " failed INTEGER NOT NULL DEFAULT 0,"
-	                      " locked_until INTEGER NOT NULL DEFAULT 0,"
-	                      " disabled INTEGER NOT NULL DEFAULT 0,"
-	                      " created INTEGER NOT NULL);"
-	                      "CREATE TABLE operator_password ("
-	                      " operator_id INTEGER NOT NULL REFERENCES operator (id),"
-	                      " pw_hash TEXT NOT NULL,"
-	                      " changed INTEGER NOT NULL);"
-	                      "CREATE INDEX operator_password_op ON operator_password (operator_id);"
-	                      "CREATE TABLE role_assignment ("
-	                      " principal TEXT NOT NULL,"
-	                      " role TEXT NOT NULL,"
-	                      " scope TEXT,"
-	                      " PRIMARY KEY (principal, role));"
-	                      "CREATE TABLE session ("
-	                      " token_hash BLOB PRIMARY KEY,"
-	                      " operator_id INTEGER NOT NULL REFERENCES operator (id),"
-	                      " created INTEGER NOT NULL,"
-	                      " expires INTEGER NOT NULL);"
-	                      "CREATE TABLE device ("
-	                      " principal TEXT PRIMARY KEY,"
-	                      " kind TEXT NOT NULL,"
-	                      " public_key BLOB NOT NULL,"
-	                      " disabled INTEGER NOT NULL DEFAULT 0,"
-	                      " created INTEGER NOT NULL);"
-	                      "CREATE TABLE policy ("
-	                      " version INTEGER PRIMARY KEY,"
-	                      " text TEXT NOT NULL,"
-	                      " applied INTEGER NOT NULL,"
-	                      " applied_by TEXT NOT NULL);"
-	                      "CREATE TABLE approval ("
-	                      " id INTEGER PRIMARY KEY,"
-	                      " method TEXT NOT NULL,"
-	                      " params BLOB NOT NULL,"
-	                      " target TEXT,"
-	                      " initiator TEXT NOT NULL,"
-	                      " created INTEGER NOT NULL,"
-	                      " expires INTEGER NOT NULL,"
-	                      " state TEXT NOT NULL,"
-	                      " decided_by TEXT,"
-	                      " decided INTEGER,"
-	                      " result BLOB,"
-	                      " error_code TEXT);",
-	                      why, why_len);
+	return tkm_store_exec(
+	    db, path,
+	    "CREATE TABLE operator ("
+	    " id INTEGER PRIMARY KEY,"
+	    " username TEXT NOT NULL UNIQUE,"
+	    " pw_hash TEXT NOT NULL,"
+	    " pw_changed INTEGER NOT NULL,"
+	    " must_change INTEGER NOT NULL,"
+	    " failed INTEGER NOT NULL DEFAULT 0,"
+	    " locked_until INTEGER NOT NULL DEFAULT 0,"
+	    " disabled INTEGER NOT NULL DEFAULT 0,"
+	    " created INTEGER NOT NULL);"
+	    "CREATE TABLE operator_password ("
+	    " operator_id INTEGER NOT NULL REFERENCES operator (id),"
+	    " pw_hash TEXT NOT NULL,"
+	    " changed INTEGER NOT NULL);"
+	    "CREATE INDEX operator_password_op ON operator_password (operator_id);"
+	    "CREATE TABLE role_assignment ("
+	    " principal TEXT NOT NULL,"
+	    " role TEXT NOT NULL,"
+	    " scope TEXT,"
+	    " PRIMARY KEY (principal, role));"
+	    "CREATE TABLE session ("
+	    " token_hash BLOB PRIMARY KEY,"
+	    " operator_id INTEGER NOT NULL REFERENCES operator (id),"
+	    " created INTEGER NOT NULL,"
+	    " expires INTEGER NOT NULL);"
+	    "CREATE TABLE device ("
+	    " principal TEXT PRIMARY KEY,"
+	    " kind TEXT NOT NULL,"
+	    " public_key BLOB NOT NULL,"
+	    " disabled INTEGER NOT NULL DEFAULT 0,"
+	    " created INTEGER NOT NULL);"
+	    "CREATE TABLE policy ("
+	    " version INTEGER PRIMARY KEY,"
+	    " text TEXT NOT NULL,"
+	    " applied INTEGER NOT NULL,"
+	    " applied_by TEXT NOT NULL);"
+	    "CREATE TABLE approval ("
+	    " id INTEGER PRIMARY KEY,"
+	    " method TEXT NOT NULL,"
+	    " params BLOB NOT NULL,"
+	    " target TEXT,"
+	    " initiator TEXT NOT NULL,"
+	    " created INTEGER NOT NULL,"
+	    " expires INTEGER NOT NULL,"
+	    " state TEXT NOT NULL,"
+	    " decided_by TEXT,"
+	    " decided INTEGER,"
+	    " result BLOB,"
+	    " error_code TEXT);",
+	    why, why_len);
 }
 
 static const struct {
@@ -415,7 +418,8 @@ tkm_err tkm_store_open(const char *path, tkm_store **out, char *why, size_t why_
 	if (err != TKM_OK) {
 		goto out;
 	}
-	err = tkm_store_exec(db, path, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON", why, why_len);
+	err = tkm_store_exec(db, path, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON", why,
+	                     why_len);
 	if (err != TKM_OK) {
 		goto out;
 	}
@@ -921,7 +925,8 @@ static tkm_err read_head(tkm_store *st, char *why, size_t why_len)
 
 	if (sqlite3_prepare_v2(st->wdb, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", -1,
 	                       &s, NULL) != SQLITE_OK) {
-		err = tkm_store_db_fail(st->wdb, st->path, "cannot read the audit chain head", why, why_len);
+		err = tkm_store_db_fail(st->wdb, st->path, "cannot read the audit chain head", why,
+		                        why_len);
 		goto out;
 	}
 	rc = sqlite3_step(s);
@@ -937,7 +942,8 @@ static tkm_err read_head(tkm_store *st, char *why, size_t why_len)
 		st->head_seq = (uint64_t)sqlite3_column_int64(s, 0);
 		memcpy(st->head_hash, sqlite3_column_blob(s, 1), TKM_AUDIT_HASH_LEN);
 	} else if (rc != SQLITE_DONE) {
-		err = tkm_store_db_fail(st->wdb, st->path, "cannot read the audit chain head", why, why_len);
+		err = tkm_store_db_fail(st->wdb, st->path, "cannot read the audit chain head", why,
+		                        why_len);
 		goto out;
 	}
 	sqlite3_finalize(s);
@@ -945,8 +951,8 @@ static tkm_err read_head(tkm_store *st, char *why, size_t why_len)
 	if (sqlite3_prepare_v2(st->wdb, "SELECT max(seq) FROM audit_checkpoint", -1, &s, NULL) !=
 	        SQLITE_OK ||
 	    sqlite3_step(s) != SQLITE_ROW) {
-		err = tkm_store_db_fail(st->wdb, st->path, "cannot read the last audit checkpoint", why,
-		              why_len);
+		err = tkm_store_db_fail(st->wdb, st->path, "cannot read the last audit checkpoint",
+		                        why, why_len);
 		goto out;
 	}
 	st->cp_seq = (uint64_t)sqlite3_column_int64(s, 0);
@@ -986,7 +992,8 @@ tkm_err tkm_store_writer_start(tkm_store *st, const tkm_store_writer_cfg *cfg, c
 		goto out;
 	}
 	if (sqlite3_busy_timeout(st->wdb, TKM_STORE_BUSY_TIMEOUT_MS) != SQLITE_OK) {
-		err = tkm_store_db_fail(st->wdb, st->path, "cannot set the busy timeout", why, why_len);
+		err = tkm_store_db_fail(st->wdb, st->path, "cannot set the busy timeout", why,
+		                        why_len);
 		goto out;
 	}
 	err = wexec(st, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON", why, why_len);
@@ -1002,8 +1009,8 @@ tkm_err tkm_store_writer_start(tkm_store *st, const tkm_store_writer_cfg *cfg, c
 	                       "INSERT INTO audit_checkpoint (seq, hash, ts, signature, key_id) "
 	                       "VALUES (?1, ?2, ?3, ?4, ?5)",
 	                       -1, SQLITE_PREPARE_PERSISTENT, &st->ins_cp, NULL) != SQLITE_OK) {
-		err =
-		    tkm_store_db_fail(st->wdb, st->path, "cannot prepare the audit statements", why, why_len);
+		err = tkm_store_db_fail(st->wdb, st->path, "cannot prepare the audit statements",
+		                        why, why_len);
 		goto out;
 	}
 	err = read_head(st, why, why_len);
@@ -1170,9 +1177,10 @@ tkm_err tkm_store_tx_exec(tkm_store_tx *tx, const char *sql, const tkm_store_val
 		}
 	}
 	if (rc != SQLITE_DONE) {
-		err = tkm_why_fail(why, why_len,
-		                   (rc & 0xff) == SQLITE_CONSTRAINT ? TKM_E_CONFLICT : err_of(tx->db),
-		                   "SQL error: %s", sqlite3_errmsg(tx->db));
+		err =
+		    tkm_why_fail(why, why_len,
+		                 (rc & 0xff) == SQLITE_CONSTRAINT ? TKM_E_CONFLICT : err_of(tx->db),
+		                 "SQL error: %s", sqlite3_errmsg(tx->db));
 	}
 out:
 	sqlite3_finalize(s);
@@ -1249,7 +1257,7 @@ static bool col_uint(sqlite3_stmt *s, int i, uint64_t *out)
 	return true;
 }
 
-#define TKM_STORE_AUDIT_COLUMNS                                                                   \
+#define TKM_STORE_AUDIT_COLUMNS                                                                    \
 	"seq, ts, principal, role, method, target, outcome, error_code, details, prev_hash, hash"
 
 /* One row of SELECT TKM_STORE_AUDIT_COLUMNS; pointers live until the next step. */
@@ -1330,7 +1338,8 @@ tkm_err tkm_store_audit_page(tkm_store *st, const tkm_store_audit_query *q,
 	    sqlite3_bind_int64(s, 1, (sqlite3_int64)q->after_seq) != SQLITE_OK ||
 	    sqlite3_bind_int64(s, 2, (sqlite3_int64)q->since_ms) != SQLITE_OK ||
 	    sqlite3_bind_int64(s, 3, (sqlite3_int64)q->limit + 1) != SQLITE_OK) {
-		err = tkm_store_db_fail(st->db, st->path, "cannot read the audit log", why, why_len);
+		err =
+		    tkm_store_db_fail(st->db, st->path, "cannot read the audit log", why, why_len);
 		goto out;
 	}
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -1348,7 +1357,8 @@ tkm_err tkm_store_audit_page(tkm_store *st, const tkm_store_audit_query *q,
 		n++;
 	}
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		err = tkm_store_db_fail(st->db, st->path, "cannot read the audit log", why, why_len);
+		err =
+		    tkm_store_db_fail(st->db, st->path, "cannot read the audit log", why, why_len);
 	}
 out:
 	sqlite3_finalize(s);
@@ -1374,7 +1384,8 @@ tkm_err tkm_store_audit_scan(tkm_store *st,
 	                    SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
 	                    NULL) != SQLITE_OK ||
 	    sqlite3_busy_timeout(db, TKM_STORE_BUSY_TIMEOUT_MS) != SQLITE_OK) {
-		err = tkm_store_db_fail(db, st->path, "cannot open for reading the audit log", why, why_len);
+		err = tkm_store_db_fail(db, st->path, "cannot open for reading the audit log", why,
+		                        why_len);
 		goto out;
 	}
 	err = tkm_store_exec(db, st->path, "BEGIN", why, why_len);
@@ -1390,7 +1401,8 @@ tkm_err tkm_store_audit_scan(tkm_store *st,
 	                       "SELECT seq, hash, ts, signature, key_id FROM audit_checkpoint "
 	                       "ORDER BY seq",
 	                       -1, &s, NULL) != SQLITE_OK) {
-		err = tkm_store_db_fail(db, st->path, "cannot read audit checkpoints", why, why_len);
+		err =
+		    tkm_store_db_fail(db, st->path, "cannot read audit checkpoints", why, why_len);
 		goto out;
 	}
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -1408,13 +1420,14 @@ tkm_err tkm_store_audit_scan(tkm_store *st,
 		}
 	}
 	if (rc != SQLITE_DONE) {
-		err = tkm_store_db_fail(db, st->path, "cannot read audit checkpoints", why, why_len);
+		err =
+		    tkm_store_db_fail(db, st->path, "cannot read audit checkpoints", why, why_len);
 		goto out;
 	}
 	sqlite3_finalize(s);
 	s = NULL;
-	if (sqlite3_prepare_v2(db, "SELECT " TKM_STORE_AUDIT_COLUMNS " FROM audit ORDER BY seq",
-	                       -1, &s, NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v2(db, "SELECT " TKM_STORE_AUDIT_COLUMNS " FROM audit ORDER BY seq", -1,
+	                       &s, NULL) != SQLITE_OK) {
 		err = tkm_store_db_fail(db, st->path, "cannot read the audit log", why, why_len);
 		goto out;
 	}

@@ -207,8 +207,8 @@ TKM_MUST_CHECK tkm_err tkm_store_audit_page(tkm_store *st, const tkm_store_audit
 /* ---- Copies: backup and audit archive (tkm_store_copy.c) ---- */
 
 typedef struct tkm_store_copy_info {
-	uint64_t bytes;      /* size of the file written */
-	uint64_t first_seq;  /* audit records in it: first_seq..last_seq (0, 0 if none) */
+	uint64_t bytes;     /* size of the file written */
+	uint64_t first_seq; /* audit records in it: first_seq..last_seq (0, 0 if none) */
 	uint64_t last_seq;
 	uint64_t checkpoint; /* the last signed checkpoint in it, 0 if none */
 } tkm_store_copy_info;
@@ -239,8 +239,7 @@ typedef tkm_err (*tkm_store_archive_check_fn)(void *ctx, const char *path, char 
  */
 TKM_MUST_CHECK tkm_err tkm_store_audit_archive(tkm_store *st, const char *dest, uint64_t before_ms,
                                                tkm_store_archive_check_fn check, void *check_ctx,
-                                               const tkm_audit_rec *rec,
-                                               tkm_store_copy_info *info, uint64_t *seq,
-                                               char *why, size_t why_len);
+                                               const tkm_audit_rec *rec, tkm_store_copy_info *info,
+                                               uint64_t *seq, char *why, size_t why_len);
 
 #endif /* TKM_STORE_H */

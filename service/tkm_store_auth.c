@@ -9,9 +9,18 @@
 #include "tkm_store_internal.h"
 #include "tkm_why.h"
 
-#define V_INT(x)  {.type = TKM_STORE_INT, .i = (int64_t)(x)}
-#define V_TEXT(s) {.type = TKM_STORE_TEXT, .p = (s), .len = strlen(s)}
-#define V_BLOB(b, n) {.type = TKM_STORE_BLOB, .p = (b), .len = (n)}
+#define V_INT(x)                                                                                   \
+	{                                                                                          \
+		.type = TKM_STORE_INT, .i = (int64_t)(x)                                           \
+	}
+#define V_TEXT(s)                                                                                  \
+	{                                                                                          \
+		.type = TKM_STORE_TEXT, .p = (s), .len = strlen(s)                                 \
+	}
+#define V_BLOB(b, n)                                                                               \
+	{                                                                                          \
+		.type = TKM_STORE_BLOB, .p = (b), .len = (n)                                       \
+	}
 
 /* Bind vals to ?1..?n of s. */
 static int bind_all(sqlite3_stmt *s, const tkm_store_val *vals, size_t n)
@@ -98,7 +107,7 @@ static uint64_t col_u64(sqlite3_stmt *s, int i)
 
 /* ---- Operators ---- */
 
-#define OPERATOR_COLUMNS                                                                          \
+#define OPERATOR_COLUMNS                                                                           \
 	"id, username, pw_hash, pw_changed, must_change, failed, locked_until, disabled, created"
 
 static tkm_err operator_row(sqlite3_stmt *s, void *arg)
@@ -231,12 +240,14 @@ tkm_err tkm_store_tx_operator_insert(tkm_store_tx *tx, const tkm_store_operator 
 	}
 	*id = sqlite3_last_insert_rowid(tx->db);
 	{
-		const tkm_store_val h[] = {V_INT(*id), V_TEXT(op->pw_hash), V_INT(op->pw_changed_ms)};
+		const tkm_store_val h[] = {V_INT(*id), V_TEXT(op->pw_hash),
+		                           V_INT(op->pw_changed_ms)};
 
-		return tkm_store_tx_exec(tx,
-		                         "INSERT INTO operator_password (operator_id, pw_hash, changed) "
-		                         "VALUES (?1, ?2, ?3)",
-		                         h, 3, why, why_len);
+		return tkm_store_tx_exec(
+		    tx,
+		    "INSERT INTO operator_password (operator_id, pw_hash, changed) "
+		    "VALUES (?1, ?2, ?3)",
+		    h, 3, why, why_len);
 	}
 }
 
@@ -258,23 +269,26 @@ tkm_err tkm_store_tx_operator_password(tkm_store_tx *tx, int64_t id, const char 
 	const tkm_store_val k[] = {V_INT(id), V_INT(keep)};
 	tkm_err err;
 
-	err = tkm_store_tx_exec(tx,
-	                        "UPDATE operator SET pw_hash = ?2, pw_changed = ?3, must_change = ?4, "
-	                        "failed = 0, locked_until = 0 WHERE id = ?1",
-	                        v, 4, why, why_len);
+	err = tkm_store_tx_exec(
+	    tx,
+	    "UPDATE operator SET pw_hash = ?2, pw_changed = ?3, must_change = ?4, "
+	    "failed = 0, locked_until = 0 WHERE id = ?1",
+	    v, 4, why, why_len);
 	err = changed_one(tx, err, why, why_len);
 	if (err == TKM_OK) {
-		err = tkm_store_tx_exec(tx,
-		                        "INSERT INTO operator_password (operator_id, pw_hash, changed) "
-		                        "VALUES (?1, ?2, ?3)",
-		                        v, 3, why, why_len);
+		err = tkm_store_tx_exec(
+		    tx,
+		    "INSERT INTO operator_password (operator_id, pw_hash, changed) "
+		    "VALUES (?1, ?2, ?3)",
+		    v, 3, why, why_len);
 	}
 	if (err == TKM_OK) {
-		err = tkm_store_tx_exec(tx,
-		                        "DELETE FROM operator_password WHERE operator_id = ?1 AND rowid "
-		                        "NOT IN (SELECT rowid FROM operator_password WHERE operator_id "
-		                        "= ?1 ORDER BY rowid DESC LIMIT ?2)",
-		                        k, 2, why, why_len);
+		err = tkm_store_tx_exec(
+		    tx,
+		    "DELETE FROM operator_password WHERE operator_id = ?1 AND rowid "
+		    "NOT IN (SELECT rowid FROM operator_password WHERE operator_id "
+		    "= ?1 ORDER BY rowid DESC LIMIT ?2)",
+		    k, 2, why, why_len);
 	}
 	return err;
 }
@@ -284,13 +298,14 @@ tkm_err tkm_store_tx_operator_failed(tkm_store_tx *tx, int64_t id, uint32_t max_
 {
 	const tkm_store_val v[] = {V_INT(id), V_INT(max_failed), V_INT(lock_until_ms)};
 
-	return changed_one(tx,
-	                   tkm_store_tx_exec(tx,
-	                                     "UPDATE operator SET failed = failed + 1, locked_until = "
-	                                     "CASE WHEN failed + 1 >= ?2 THEN ?3 ELSE locked_until "
-	                                     "END WHERE id = ?1",
-	                                     v, 3, why, why_len),
-	                   why, why_len);
+	return changed_one(
+	    tx,
+	    tkm_store_tx_exec(tx,
+	                      "UPDATE operator SET failed = failed + 1, locked_until = "
+	                      "CASE WHEN failed + 1 >= ?2 THEN ?3 ELSE locked_until "
+	                      "END WHERE id = ?1",
+	                      v, 3, why, why_len),
+	    why, why_len);
 }
 
 tkm_err tkm_store_tx_operator_unlock(tkm_store_tx *tx, int64_t id, char *why, size_t why_len)
@@ -310,8 +325,8 @@ tkm_err tkm_store_tx_operator_disable(tkm_store_tx *tx, int64_t id, bool disable
 	const tkm_store_val v[] = {V_INT(id), V_INT(disabled ? 1 : 0)};
 
 	return changed_one(tx,
-	                   tkm_store_tx_exec(tx, "UPDATE operator SET disabled = ?2 WHERE id = ?1", v,
-	                                     2, why, why_len),
+	                   tkm_store_tx_exec(tx, "UPDATE operator SET disabled = ?2 WHERE id = ?1",
+	                                     v, 2, why, why_len),
 	                   why, why_len);
 }
 
@@ -350,9 +365,9 @@ tkm_err tkm_store_roles_of(tkm_store *st, const char *principal, tkm_store_role 
 	role_acc a = {roles, cap, 0};
 	tkm_err err;
 
-	err = query(st,
-	            "SELECT role, scope FROM role_assignment WHERE principal = ?1 ORDER BY role", v,
-	            1, role_row, &a, why, why_len);
+	err =
+	    query(st, "SELECT role, scope FROM role_assignment WHERE principal = ?1 ORDER BY role",
+	          v, 1, role_row, &a, why, why_len);
 	*n = a.n;
 	return err == TKM_E_NOT_FOUND ? TKM_OK : err;
 }
@@ -435,7 +450,8 @@ tkm_err tkm_store_tx_session_delete(tkm_store_tx *tx,
 	const tkm_store_val v[] = {V_BLOB(hash, TKM_STORE_TOKEN_HASH)};
 
 	return changed_one(
-	    tx, tkm_store_tx_exec(tx, "DELETE FROM session WHERE token_hash = ?1", v, 1, why, why_len),
+	    tx,
+	    tkm_store_tx_exec(tx, "DELETE FROM session WHERE token_hash = ?1", v, 1, why, why_len),
 	    why, why_len);
 }
 
@@ -456,8 +472,7 @@ static tkm_err device_row(sqlite3_stmt *s, void *arg)
 
 	memset(d, 0, sizeof(*d));
 	if (!col_copy(s, 0, d->principal, sizeof(d->principal)) ||
-	    !col_copy(s, 1, d->kind, sizeof(d->kind)) ||
-	    sqlite3_column_type(s, 2) != SQLITE_BLOB ||
+	    !col_copy(s, 1, d->kind, sizeof(d->kind)) || sqlite3_column_type(s, 2) != SQLITE_BLOB ||
 	    sqlite3_column_bytes(s, 2) != (int)sizeof(d->public_key)) {
 		return TKM_E_IO;
 	}
@@ -466,14 +481,14 @@ static tkm_err device_row(sqlite3_stmt *s, void *arg)
 	return TKM_OK;
 }
 
-tkm_err tkm_store_device_get(tkm_store *st, const char *principal, tkm_store_device *out,
-                             char *why, size_t why_len)
+tkm_err tkm_store_device_get(tkm_store *st, const char *principal, tkm_store_device *out, char *why,
+                             size_t why_len)
 {
 	const tkm_store_val v[] = {V_TEXT(principal)};
 
-	return query(st,
-	             "SELECT principal, kind, public_key, disabled FROM device WHERE principal = ?1",
-	             v, 1, device_row, out, why, why_len);
+	return query(
+	    st, "SELECT principal, kind, public_key, disabled FROM device WHERE principal = ?1", v,
+	    1, device_row, out, why, why_len);
 }
 
 tkm_err tkm_store_tx_device_insert(tkm_store_tx *tx, const tkm_store_device *d, uint64_t now_ms,
@@ -544,17 +559,17 @@ tkm_err tkm_store_policy_current(tkm_store *st, uint64_t *version, char **text, 
 }
 
 tkm_err tkm_store_tx_policy_put(tkm_store_tx *tx, uint64_t version, const char *text,
-                                uint64_t now_ms, const char *applied_by, char *why,
-                                size_t why_len)
+                                uint64_t now_ms, const char *applied_by, char *why, size_t why_len)
 {
 	const tkm_store_val v[] = {V_INT(version), V_TEXT(text), V_INT(now_ms), V_TEXT(applied_by)};
 	tkm_err err;
 
-	err = tkm_store_tx_exec(tx,
-	                        "INSERT INTO policy (version, text, applied, applied_by) SELECT ?1, "
-	                        "?2, ?3, ?4 WHERE ?1 = 1 + (SELECT ifnull(max(version), 0) FROM "
-	                        "policy)",
-	                        v, 4, why, why_len);
+	err =
+	    tkm_store_tx_exec(tx,
+	                      "INSERT INTO policy (version, text, applied, applied_by) SELECT ?1, "
+	                      "?2, ?3, ?4 WHERE ?1 = 1 + (SELECT ifnull(max(version), 0) FROM "
+	                      "policy)",
+	                      v, 4, why, why_len);
 	if (err == TKM_OK && sqlite3_changes(tx->db) == 0) {
 		err = tkm_why_fail(why, why_len, TKM_E_CONFLICT,
 		                   "the policy changed meanwhile; look at it again");

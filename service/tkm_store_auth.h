@@ -37,18 +37,15 @@ typedef struct tkm_store_operator {
 
 /* TKM_E_NOT_FOUND when there is no such operator. */
 TKM_MUST_CHECK tkm_err tkm_store_operator_get(tkm_store *st, const char *username,
-                                              tkm_store_operator *out, char *why,
-                                              size_t why_len);
-TKM_MUST_CHECK tkm_err tkm_store_operator_get_id(tkm_store *st, int64_t id,
-                                                 tkm_store_operator *out, char *why,
-                                                 size_t why_len);
+                                              tkm_store_operator *out, char *why, size_t why_len);
+TKM_MUST_CHECK tkm_err tkm_store_operator_get_id(tkm_store *st, int64_t id, tkm_store_operator *out,
+                                                 char *why, size_t why_len);
 
 /* Call fn for each operator in username order after the cursor (NULL: from the start). */
 TKM_MUST_CHECK tkm_err tkm_store_operator_page(tkm_store *st, const char *after, size_t limit,
                                                tkm_err (*fn)(void *arg,
                                                              const tkm_store_operator *op),
-                                               void *arg, bool *more, char *why,
-                                               size_t why_len);
+                                               void *arg, bool *more, char *why, size_t why_len);
 
 /* The last n password hashes of an operator, newest first (the current one included). */
 TKM_MUST_CHECK tkm_err tkm_store_operator_history(tkm_store *st, int64_t id, size_t n,
@@ -85,8 +82,8 @@ typedef struct tkm_store_role {
 } tkm_store_role;
 
 TKM_MUST_CHECK tkm_err tkm_store_roles_of(tkm_store *st, const char *principal,
-                                          tkm_store_role *roles, size_t cap, size_t *n,
-                                          char *why, size_t why_len);
+                                          tkm_store_role *roles, size_t cap, size_t *n, char *why,
+                                          size_t why_len);
 
 /* Add or replace (principal, role); scope may be NULL. */
 TKM_MUST_CHECK tkm_err tkm_store_tx_role_set(tkm_store_tx *tx, const char *principal,
@@ -143,9 +140,8 @@ TKM_MUST_CHECK tkm_err tkm_store_tx_device_disable(tkm_store_tx *tx, const char 
 TKM_MUST_CHECK tkm_err tkm_store_policy_current(tkm_store *st, uint64_t *version, char **text,
                                                 char *why, size_t why_len);
 /* Store text as version (the current + 1; TKM_E_CONFLICT if someone was first). */
-TKM_MUST_CHECK tkm_err tkm_store_tx_policy_put(tkm_store_tx *tx, uint64_t version,
-                                               const char *text, uint64_t now_ms,
-                                               const char *applied_by, char *why,
+TKM_MUST_CHECK tkm_err tkm_store_tx_policy_put(tkm_store_tx *tx, uint64_t version, const char *text,
+                                               uint64_t now_ms, const char *applied_by, char *why,
                                                size_t why_len);
 
 #endif /* TKM_STORE_AUTH_H */

@@ -98,7 +98,8 @@ static tkm_err fsync_path(const char *path, int flags, char *why, size_t why_len
 	tkm_err err = TKM_OK;
 
 	if (fd < 0 || fsync(fd) != 0) {
-		err = tkm_why_fail(why, why_len, errno == ENOSPC ? TKM_E_RESOURCE_EXHAUSTED : TKM_E_IO,
+		err = tkm_why_fail(why, why_len,
+		                   errno == ENOSPC ? TKM_E_RESOURCE_EXHAUSTED : TKM_E_IO,
 		                   "%s: cannot sync: %s", path, strerror(errno));
 	}
 	if (fd >= 0) {
@@ -257,8 +258,8 @@ static tkm_err find_cut(tkm_store *st, uint64_t anchor, uint64_t before_ms, uint
 	                       "seq <= c.seq) FROM audit_checkpoint c JOIN audit a ON a.seq = "
 	                       "c.seq WHERE a.ts < ?1 AND c.seq > ?2 ORDER BY c.seq DESC LIMIT 1",
 	                       -1, &s, NULL) != SQLITE_OK ||
-	    sqlite3_bind_int64(s, 1, before_ms > INT64_MAX ? INT64_MAX : (sqlite3_int64)before_ms) !=
-	        SQLITE_OK ||
+	    sqlite3_bind_int64(
+	        s, 1, before_ms > INT64_MAX ? INT64_MAX : (sqlite3_int64)before_ms) != SQLITE_OK ||
 	    sqlite3_bind_int64(s, 2, (sqlite3_int64)anchor) != SQLITE_OK) {
 		err = tkm_store_db_fail(st->db, st->path, "cannot look for an archive cut", why,
 		                        why_len);
@@ -447,8 +448,8 @@ static void archive_end(tkm_store *st)
 
 tkm_err tkm_store_audit_archive(tkm_store *st, const char *dest, uint64_t before_ms,
                                 tkm_store_archive_check_fn check, void *check_ctx,
-                                const tkm_audit_rec *rec, tkm_store_copy_info *info,
-                                uint64_t *seq, char *why, size_t why_len)
+                                const tkm_audit_rec *rec, tkm_store_copy_info *info, uint64_t *seq,
+                                char *why, size_t why_len)
 {
 	tkm_copy_tmp tmp = {.made = false};
 	tkm_archive_cut cut = {0, 0};

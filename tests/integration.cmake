@@ -56,3 +56,5 @@ target_link_libraries(protocol_client_test PRIVATE nng::nng PkgConfig::CBOR)
 # archive, fail-closed records; copies are checked with the offline verifier.
 tkm_integration_test(service_audit 300)
 target_link_libraries(service_audit_test PRIVATE tkm_store tkm_store_fixture)
+add_dependencies(service_audit_test tkmctl)
+target_compile_definitions(service_audit_test PRIVATE TKM_TKMCTL_PATH="$<TARGET_FILE:tkmctl>")

@@ -121,8 +121,8 @@ static void verify_live(uint64_t want_first)
 	bool ok = false;
 
 	CHECK_EQ_INT(call("audit.verify", NULL, &doc, &st), TKM_OK);
-	CHECK(doc != NULL &&
-	      tkm_cbor_get_bool(tkm_cbor_map_get(tkm_cbor_root(doc), "ok"), &ok) && ok);
+	CHECK(doc != NULL && tkm_cbor_get_bool(tkm_cbor_map_get(tkm_cbor_root(doc), "ok"), &ok) &&
+	      ok);
 	CHECK(get_u(doc, "first_seq") == want_first);
 	tkm_cbor_doc_free(doc);
 }
@@ -401,9 +401,9 @@ static void test_fail_closed(void)
 	before = list_all(1000, &first, &before, &pages);
 	(void)before;
 	(void)list_all(1000, &first, &before, &pages);
-	CHECK(tkm_storefix_run_sql(db, "CREATE TRIGGER no_audit BEFORE INSERT ON audit BEGIN "
-	                               "SELECT RAISE(ABORT, 'audit disabled by the test'); END") ==
-	      0);
+	CHECK(tkm_storefix_run_sql(db,
+	                           "CREATE TRIGGER no_audit BEFORE INSERT ON audit BEGIN "
+	                           "SELECT RAISE(ABORT, 'audit disabled by the test'); END") == 0);
 	CHECK(call("audit.checkpoint", NULL, &doc, &st) != TKM_OK);
 	path_in(env, backup, sizeof(backup), "backup-unaudited.db");
 	w = path_params(backup);
@@ -419,6 +419,59 @@ static void test_fail_closed(void)
 	tkm_cbor_doc_free(doc);
 	(void)list_all(1000, &first, &after, &pages);
 	CHECK(after == before + 1);
+}
+
+/* Run tkmctl with args against the env's IPC URL; returns its exit status, stdout in out. */
+static int tkmctl(const char *out, const char *const *args, size_t nargs)
+{
+	const char *argv[16];
+	size_t n = 0;
+	int status = -1;
+
+	argv[n++] = TKM_TKMCTL_PATH;
+	argv[n++] = "--url";
+	argv[n++] = tkm_testenv_ipc_url(env);
+	for (size_t i = 0; i < nargs && n + 1 < sizeof(argv) / sizeof(argv[0]); i++) {
+		argv[n++] = args[i];
+	}
+	argv[n] = NULL;
+	if (tkm_testenv_run(env, argv, out, NULL, 30000, &status) != TKM_OK) {
+		return -1;
+	}
+	return status;
+}
+
+/* The operator's path: tkmctl backup, then tkmctl audit verify --db on the copy. */
+static void test_tkmctl(void)
+{
+	char backup[400], pubfile[400], out[400], *text;
+	const char *backup_args[] = {"backup", backup};
+	const char *verify_args[] = {"audit", "verify", "--db", backup, "--pubkey", pubfile};
+	const char *live_args[] = {"audit", "verify"};
+	const char *export_args[] = {"audit", "export", "--since", "1"};
+	size_t lines = 0;
+
+	path_in(env, backup, sizeof(backup), "tkmctl-backup.db");
+	path_in(env, pubfile, sizeof(pubfile), "tkm.db.audit-key.pub");
+	path_in(env, out, sizeof(out), "tkmctl.out");
+	CHECK_EQ_INT(tkmctl(out, backup_args, 2), 0);
+	CHECK_EQ_INT(tkmctl(out, verify_args, 6), 0);
+	text = tkm_testenv_read_file(out, NULL);
+	CHECK(text != NULL && strstr(text, "audit chain ok") != NULL);
+	free(text);
+	CHECK_EQ_INT(tkmctl(out, live_args, 2), 0);
+	CHECK_EQ_INT(tkmctl(out, export_args, 4), 0);
+	text = tkm_testenv_read_file(out, NULL);
+	CHECK(text != NULL && strncmp(text, "{\"seq\":1,", 9) == 0);
+	for (const char *p = text; p != NULL && *p != '\0'; p++) {
+		lines += *p == '\n';
+	}
+	CHECK(lines >= 10);
+	free(text);
+	/* A tampered copy fails the same command with exit 1. */
+	CHECK(tkm_storefix_run_sql(backup, "UPDATE audit SET outcome = 'ok' WHERE seq = 2") == 0);
+	CHECK(tkm_storefix_run_sql(backup, "UPDATE audit SET method = 'x' WHERE seq = 2") == 0);
+	CHECK_EQ_INT(tkmctl(out, verify_args, 6), 1);
 }
 
 static void test_restart(uint64_t want_first)
@@ -486,8 +539,8 @@ int main(void)
 		return 1;
 	}
 	/* Retention 0: every signed record may be archived, so the test need not wait years. */
-	if (tkm_testenv_start(env, NULL, "audit = { retention_days = 0; checkpoint_every = 4; };") !=
-	        TKM_OK ||
+	if (tkm_testenv_start(env, NULL,
+	                      "audit = { retention_days = 0; checkpoint_every = 4; };") != TKM_OK ||
 	    tkm_testenv_client(tkm_testenv_ipc_url(env), &cli) != TKM_OK) {
 		tkm_testenv_free(env);
 		return 1;
@@ -496,6 +549,7 @@ int main(void)
 	test_list_and_checkpoint();
 	test_backup();
 	test_fail_closed();
+	test_tkmctl();
 	test_archive();
 	(void)list_all(1000, &first, &last, &pages);
 	test_restart(first);

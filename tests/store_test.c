@@ -790,25 +790,25 @@ static void test_archive(void)
 	CHECK(tkm_store_audit_archive(st, a3, far, refuse_archive_file, NULL, &arec, &info, &seq,
 	                              why, sizeof(why)) == TKM_E_CRYPTO);
 	CHECK(access(a3, F_OK) != 0);
-	CHECK(tkm_store_audit_archive(st, a1, far, check_archive_file, NULL, &arec, &info, &seq, why,
-	                              sizeof(why)) == TKM_OK);
+	CHECK(tkm_store_audit_archive(st, a1, far, check_archive_file, NULL, &arec, &info, &seq,
+	                              why, sizeof(why)) == TKM_OK);
 	CHECK_EQ_INT(info.first_seq, 1);
 	CHECK_EQ_INT(info.last_seq, 20);
 	CHECK_EQ_INT(info.checkpoint, 20);
 	CHECK_EQ_INT(seq, 21);
 	/* Nothing signed after the anchor yet; nothing older than the cut-off. */
-	CHECK(tkm_store_audit_archive(st, a2, far, check_archive_file, NULL, &arec, &info, &seq, why,
-	                              sizeof(why)) == TKM_E_FAILED_PRECONDITION);
+	CHECK(tkm_store_audit_archive(st, a2, far, check_archive_file, NULL, &arec, &info, &seq,
+	                              why, sizeof(why)) == TKM_E_FAILED_PRECONDITION);
 	for (int i = 0; i < 9; i++) {
 		CHECK(tkm_store_write(st, NULL, NULL, &rec, NULL, why, sizeof(why)) == TKM_OK);
 	}
 	CHECK(tkm_store_audit_archive(st, a2, 1, check_archive_file, NULL, &arec, &info, &seq, why,
 	                              sizeof(why)) == TKM_E_FAILED_PRECONDITION);
 	/* Never over an existing file. */
-	CHECK(tkm_store_audit_archive(st, a1, far, check_archive_file, NULL, &arec, &info, &seq, why,
-	                              sizeof(why)) == TKM_E_ALREADY_EXISTS);
-	CHECK(tkm_store_audit_archive(st, a2, far, check_archive_file, NULL, &arec, &info, &seq, why,
-	                              sizeof(why)) == TKM_OK);
+	CHECK(tkm_store_audit_archive(st, a1, far, check_archive_file, NULL, &arec, &info, &seq,
+	                              why, sizeof(why)) == TKM_E_ALREADY_EXISTS);
+	CHECK(tkm_store_audit_archive(st, a2, far, check_archive_file, NULL, &arec, &info, &seq,
+	                              why, sizeof(why)) == TKM_OK);
 	CHECK_EQ_INT(info.first_seq, 21);
 	CHECK_EQ_INT(info.last_seq, 30);
 	CHECK_EQ_INT(seq, 31);

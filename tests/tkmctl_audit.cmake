@@ -1,7 +1,10 @@
-# tkmctl audit verify --db FILE --pubkey FILE: the real tkmctl binary on a
-# database written by the store's own writer, intact and tampered
-# (tests/tkmctl_audit_test.c). No daemon and no HSM: checkpoints are signed
-# with a libsodium key. --json output is checked with python3's json.tool.
+# tkmctl's audit commands (tests/tkmctl_audit_test.c): the real tkmctl
+# binary. Offline, `audit verify --db FILE --pubkey FILE` on a database
+# written by the store's own writer, intact and tampered (checkpoints signed
+# with a libsodium key). Online, verify, pubkey, export, tail, archive,
+# checkpoint and backup against a scripted nng server in the test that also
+# sends malformed replies. --json output is checked with python3's json.tool.
+# tests/service_audit_test.c drives the same commands against a real tkmd.
 
 find_program(TKM_PYTHON3 python3 REQUIRED)
 add_executable(tkmctl_audit_test ${CMAKE_CURRENT_LIST_DIR}/tkmctl_audit_test.c)

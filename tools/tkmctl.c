@@ -1,20 +1,22 @@
 /*
- * tkmctl.c - the command-line client of tkmd, built on libtkm's public API,
- * and the offline audit verifier (service/tkm_audit, read-only on a copy of
- * the database).
+ * tkmctl.c - the command-line client of tkmd, built on libtkm's public API:
+ * main(), the general commands (ping, info, help) and the helpers that every
+ * command file shares (tkmctl.h). The audit and backup commands, with the
+ * offline audit verifier, live in tkmctl_audit.c.
  *
- * Commands are rows of one table ({name, summary, usage, help, handler,
- * subcommands}); a later command is one more row and one more handler. Every
- * string that came from the server or a database is untrusted: text output
- * replaces control characters so it cannot drive the terminal, and --json
- * output escapes them.
+ * Commands are const rows ({name, summary, usage, help, handler,
+ * subcommands}) that each command file defines; the table below lists them
+ * in help order, so a later command is one more row, one more handler and
+ * one more pointer here. Every string that came from the server or a
+ * database is untrusted: text output replaces control characters so it
+ * cannot drive the terminal, and --json output escapes them.
  *
  * Exit status: 0 ok, 1 server error (an error reply, an invalid reply or
- * another failure) or a failed check (a broken audit chain), 2 usage (bad
- * arguments, bad URL or TLS settings, bad key file), 3 connection (cannot
- * connect, timeout, connection closed).
+ * another failure, such as a local file that exists or cannot be written)
+ * or a failed check (a broken audit chain), 2 usage (bad arguments, bad URL
+ * or TLS settings, bad key file), 3 connection (cannot connect, timeout,
+ * connection closed).
  */
-#include <ctype.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -23,114 +25,68 @@
 #include <string.h>
 #include <time.h>
 
-#include <sodium.h>
-
 #include "tkm/client.h"
-#include "tkm_audit.h"
+#include "tkmctl.h"
 
 #ifndef TKM_VERSION_STRING
 #error "TKM_VERSION_STRING must be defined by the build"
 #endif
 
-#define TKMCTL_DEFAULT_URL  "ipc://./var/tkmd.sock"
-#define TKMCTL_TIMEOUT_MAX  3600000
-#define TKMCTL_EXIT_OK      0
-#define TKMCTL_EXIT_SERVER  1
-#define TKMCTL_EXIT_USAGE   2
-#define TKMCTL_EXIT_CONNECT 3
-/* A public key file: 64 hex characters and some whitespace; anything longer is refused. */
-#define TKMCTL_PUBKEY_FILE_MAX 1024
-
-typedef struct tkmctl_opts {
-	const char *url;
-	int timeout_ms; /* 0: libtkm's default */
-	const char *ca_file;
-	const char *server_name;
-	bool json;
-} tkmctl_opts;
-
-typedef struct tkmctl_cmd tkmctl_cmd;
-
-struct tkmctl_cmd {
-	const char *name;
-	const char *summary; /* one line for the command list */
-	const char *usage;   /* arguments after the command name */
-	const char *help;    /* what it does and what it prints */
-	int (*run)(const tkmctl_opts *o, int argc, char **argv);
-	const tkmctl_cmd *subs; /* subcommands (their help is `tkmctl CMD SUB --help`) */
-	size_t nsubs;
-};
+#define TKMCTL_DEFAULT_URL "ipc://./var/tkmd.sock"
+#define TKMCTL_TIMEOUT_MAX 3600000
 
 static int cmd_ping(const tkmctl_opts *o, int argc, char **argv);
 static int cmd_info(const tkmctl_opts *o, int argc, char **argv);
-static int cmd_audit(const tkmctl_opts *o, int argc, char **argv);
-static int cmd_audit_verify(const tkmctl_opts *o, int argc, char **argv);
 static int cmd_help(const tkmctl_opts *o, int argc, char **argv);
 
-static const tkmctl_cmd tkmctl_audit_cmds[] = {
-    {"verify", "check the audit hash chain and checkpoint signatures of a database copy",
-     "--db FILE --pubkey FILE",
-     "Verify the audit log of FILE, a copy or a backup of tkmd's database, offline:\n"
-     "walk the hash chain of every record and check every checkpoint signature\n"
-     "against the Ed25519 audit public key. The database is opened read-only.\n"
-     "\n"
-     "  --db FILE      the database copy\n"
-     "  --pubkey FILE  the 32-byte Ed25519 audit public key as 64 hex characters\n"
-     "                 (one line; surrounding whitespace is ignored)\n"
-     "\n"
-     "Records after the last checkpoint are chained but not yet signed: cutting\n"
-     "or rewriting them cannot be seen from the database alone (docs/audit.md).\n"
-     "\n"
-     "Output:\n"
-     "  audit chain ok: N records, M checkpoints, last checkpoint at seq S; U records\n"
-     "  after it are not yet covered by a signature\n"
-     "  audit chain BROKEN at seq N: SENTENCE   (exit status 1)\n"
-     "With --json:\n"
-     "  {\"ok\":true,\"db\":FILE,\"records\":N,\"last_seq\":N,\"checkpoints\":M,\n"
-     "   \"last_checkpoint_seq\":S,\"unsigned_tail\":U}\n"
-     "  {\"ok\":false,\"db\":FILE,\"kind\":KIND,\"seq\":N,\"message\":SENTENCE}\n"
-     "KIND is one of: changed, missing, inserted, out of order, bad genesis,\n"
-     "malformed, checkpoint mismatch, bad checkpoint signature, truncated.\n"
-     "\n"
-     "Without --db (asking the service) comes with the audit RPCs.\n",
-     cmd_audit_verify, NULL, 0},
-};
+static const tkmctl_cmd cmd_ping_row = {
+    "ping",
+    "check that the server answers and time the round trip",
+    "",
+    "Call sys.ping and print the server's clock and the round-trip time.\n"
+    "\n"
+    "Output:\n"
+    "  pong from URL: server time YYYY-MM-DDTHH:MM:SSZ, round trip N us\n"
+    "With --json:\n"
+    "  {\"url\":URL,\"pong\":true,\"time\":UNIX_SECONDS,\"time_utc\":\"YYYY-MM-DDTHH:MM:SSZ\","
+    "\"rtt_us\":N}\n",
+    cmd_ping,
+    NULL,
+    0};
 
-static const tkmctl_cmd tkmctl_cmds[] = {
-    {"ping", "check that the server answers and time the round trip", "",
-     "Call sys.ping and print the server's clock and the round-trip time.\n"
-     "\n"
-     "Output:\n"
-     "  pong from URL: server time YYYY-MM-DDTHH:MM:SSZ, round trip N us\n"
-     "With --json:\n"
-     "  {\"url\":URL,\"pong\":true,\"time\":UNIX_SECONDS,\"time_utc\":\"YYYY-MM-DDTHH:MM:SSZ\","
-     "\"rtt_us\":N}\n",
-     cmd_ping, NULL, 0},
-    {"info", "show the server and protocol versions, uptime and HSM token", "",
-     "Call sys.info and print what the server reports about itself: its version,\n"
-     "the protocol version, its uptime and the HSM token it uses (\"not configured\"\n"
-     "when it has none).\n"
-     "\n"
-     "With --json:\n"
-     "  {\"url\":URL,\"server_version\":V,\"protocol_version\":N,\"uptime_s\":N,\n"
-     "   \"hsm\":{\"configured\":BOOL[,\"token_label\":S,\"token_model\":S,"
-     "\"manufacturer\":S,\"serial\":S]}}\n",
-     cmd_info, NULL, 0},
-    {"audit", "verify the audit log", "SUBCOMMAND [ARGS]",
-     "Work with tkmd's audit log. Subcommands:\n"
-     "  verify --db FILE --pubkey FILE   check the hash chain and the checkpoint\n"
-     "                                   signatures of a database copy, offline\n"
-     "\n"
-     "Run 'tkmctl audit SUBCOMMAND --help' for the help of one subcommand.\n",
-     cmd_audit, tkmctl_audit_cmds, sizeof(tkmctl_audit_cmds) / sizeof(tkmctl_audit_cmds[0])},
-    {"help", "show help for tkmctl or for one command", "[COMMAND]",
-     "Print the help of tkmctl, or of COMMAND (the same as 'tkmctl COMMAND --help').\n", cmd_help,
-     NULL, 0},
+static const tkmctl_cmd cmd_info_row = {
+    "info",
+    "show the server and protocol versions, uptime and HSM token",
+    "",
+    "Call sys.info and print what the server reports about itself: its version,\n"
+    "the protocol version, its uptime and the HSM token it uses (\"not configured\"\n"
+    "when it has none).\n"
+    "\n"
+    "With --json:\n"
+    "  {\"url\":URL,\"server_version\":V,\"protocol_version\":N,\"uptime_s\":N,\n"
+    "   \"hsm\":{\"configured\":BOOL[,\"token_label\":S,\"token_model\":S,"
+    "\"manufacturer\":S,\"serial\":S]}}\n",
+    cmd_info,
+    NULL,
+    0};
+
+static const tkmctl_cmd cmd_help_row = {
+    "help",
+    "show help for tkmctl or for one command",
+    "[COMMAND]",
+    "Print the help of tkmctl, or of COMMAND (the same as 'tkmctl COMMAND --help').\n",
+    cmd_help,
+    NULL,
+    0};
+
+/* The commands in the order of `tkmctl --help`; each file defines its own rows. */
+static const tkmctl_cmd *const tkmctl_cmds[] = {
+    &cmd_ping_row, &cmd_info_row, &tkmctl_audit_cmd, &tkmctl_backup_cmd, &cmd_help_row,
 };
 
 #define TKMCTL_NCMDS (sizeof(tkmctl_cmds) / sizeof(tkmctl_cmds[0]))
 
-static const tkmctl_cmd *find_in(const tkmctl_cmd *cmds, size_t n, const char *name)
+const tkmctl_cmd *tkmctl_find(const tkmctl_cmd *cmds, size_t n, const char *name)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (strcmp(cmds[i].name, name) == 0) {
@@ -142,42 +98,50 @@ static const tkmctl_cmd *find_in(const tkmctl_cmd *cmds, size_t n, const char *n
 
 static const tkmctl_cmd *find_cmd(const char *name)
 {
-	return find_in(tkmctl_cmds, TKMCTL_NCMDS, name);
+	for (size_t i = 0; i < TKMCTL_NCMDS; i++) {
+		if (strcmp(tkmctl_cmds[i]->name, name) == 0) {
+			return tkmctl_cmds[i];
+		}
+	}
+	return NULL;
 }
 
 /* ---- Output of untrusted text ---- */
 
 /*
- * Length of the valid UTF-8 sequence at p (1..4) and its code point, or 0
- * when it is invalid (overlong, surrogate, above U+10FFFF, cut short). p is
- * NUL-terminated, and a NUL is never a continuation byte, so reading stops.
+ * Length of the valid UTF-8 sequence at p (1..4, within the n > 0 bytes
+ * left) and its code point, or 0 when it is invalid (overlong, surrogate,
+ * above U+10FFFF, cut short).
  */
-static size_t utf8_next(const unsigned char *p, uint32_t *cp)
+static size_t utf8_next(const unsigned char *p, size_t n, uint32_t *cp)
 {
 	unsigned char c = p[0];
 	uint32_t min, v;
-	size_t n;
+	size_t len;
 
 	if (c < 0x80) {
 		*cp = c;
 		return 1;
 	}
 	if (c >= 0xC2 && c <= 0xDF) {
-		n = 2;
+		len = 2;
 		v = c & 0x1Fu;
 		min = 0x80;
 	} else if (c >= 0xE0 && c <= 0xEF) {
-		n = 3;
+		len = 3;
 		v = c & 0x0Fu;
 		min = 0x800;
 	} else if (c >= 0xF0 && c <= 0xF4) {
-		n = 4;
+		len = 4;
 		v = c & 0x07u;
 		min = 0x10000;
 	} else {
 		return 0;
 	}
-	for (size_t i = 1; i < n; i++) {
+	if (len > n) {
+		return 0;
+	}
+	for (size_t i = 1; i < len; i++) {
 		if ((p[i] & 0xC0) != 0x80) {
 			return 0;
 		}
@@ -187,7 +151,7 @@ static size_t utf8_next(const unsigned char *p, uint32_t *cp)
 		return 0;
 	}
 	*cp = v;
-	return n;
+	return len;
 }
 
 static bool is_control(uint32_t cp)
@@ -195,14 +159,14 @@ static bool is_control(uint32_t cp)
 	return cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp <= 0x9F);
 }
 
-/* Text for a terminal: control characters and invalid UTF-8 become '?'. */
-static void put_text(FILE *f, const char *s)
+void tkmctl_put_text_n(FILE *f, const char *s, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)s;
+	const unsigned char *end = p + len;
 
-	while (*p != '\0') {
+	while (p < end) {
 		uint32_t cp;
-		size_t n = utf8_next(p, &cp);
+		size_t n = utf8_next(p, (size_t)(end - p), &cp);
 		if (n == 0 || is_control(cp)) {
 			fputc('?', f);
 			p += n == 0 ? 1 : n;
@@ -213,15 +177,20 @@ static void put_text(FILE *f, const char *s)
 	}
 }
 
-/* A JSON string: quotes, backslashes and control characters escaped; invalid UTF-8 as U+FFFD. */
-static void put_json_str(FILE *f, const char *s)
+void tkmctl_put_text(FILE *f, const char *s)
+{
+	tkmctl_put_text_n(f, s, strlen(s));
+}
+
+void tkmctl_put_json_str_n(FILE *f, const char *s, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)s;
+	const unsigned char *end = p + len;
 
 	fputc('"', f);
-	while (*p != '\0') {
+	while (p < end) {
 		uint32_t cp;
-		size_t n = utf8_next(p, &cp);
+		size_t n = utf8_next(p, (size_t)(end - p), &cp);
 		if (n == 0) {
 			fputs("\\ufffd", f);
 			p++;
@@ -260,6 +229,11 @@ static void put_json_str(FILE *f, const char *s)
 		p += n;
 	}
 	fputc('"', f);
+}
+
+void tkmctl_put_json_str(FILE *f, const char *s)
+{
+	tkmctl_put_json_str_n(f, s, strlen(s));
 }
 
 /* ---- Errors and exit codes ---- */
@@ -308,31 +282,30 @@ static int exit_code_of(tkm_err err)
 	}
 }
 
-/* Report a failed call: `tkmctl: CODE: MESSAGE` on stderr, and a JSON object with --json. */
-static int fail(const tkmctl_opts *o, tkm_err err, const char *message)
+int tkmctl_fail(const tkmctl_opts *o, tkm_err err, const char *message)
 {
 	if (message == NULL || message[0] == '\0') {
 		message = tkm_strerror(err);
 	}
 	fprintf(stderr, "tkmctl: %s: ", err_name(err));
-	put_text(stderr, message);
+	tkmctl_put_text(stderr, message);
 	fputc('\n', stderr);
 	if (o->json) {
 		fputs("{\"error\":{\"code\":", stdout);
-		put_json_str(stdout, err_name(err));
+		tkmctl_put_json_str(stdout, err_name(err));
 		fputs(",\"message\":", stdout);
-		put_json_str(stdout, message);
+		tkmctl_put_json_str(stdout, message);
 		fputs("}}\n", stdout);
 	}
 	return exit_code_of(err);
 }
 
-static int usage_error(const char *what, const char *arg)
+int tkmctl_usage_error(const char *what, const char *arg)
 {
 	fprintf(stderr, "tkmctl: usage: %s", what);
 	if (arg != NULL) {
 		fputs(": ", stderr);
-		put_text(stderr, arg);
+		tkmctl_put_text(stderr, arg);
 	}
 	fputs("\nRun 'tkmctl --help' for usage.\n", stderr);
 	return TKMCTL_EXIT_USAGE;
@@ -353,14 +326,15 @@ static void print_main_help(FILE *f)
 	      "  --ca-file FILE      tls+tcp:// only: PEM file of the CAs to trust (required)\n"
 	      "  --server-name NAME  tls+tcp:// only: name the server certificate must carry\n"
 	      "                      (default: the host of the URL)\n"
-	      "  --json              print one JSON object on stdout instead of text\n"
+	      "  --json              print JSON on stdout instead of text: one object, or\n"
+	      "                      JSON Lines (audit export, audit tail)\n"
 	      "  --version           print the version and exit\n"
 	      "  -h, --help          print this help, or a command's help after COMMAND\n"
 	      "\n"
 	      "Commands:\n",
 	      f);
 	for (size_t i = 0; i < TKMCTL_NCMDS; i++) {
-		fprintf(f, "  %-8s  %s\n", tkmctl_cmds[i].name, tkmctl_cmds[i].summary);
+		fprintf(f, "  %-8s  %s\n", tkmctl_cmds[i]->name, tkmctl_cmds[i]->summary);
 	}
 	fputs("\n"
 	      "Run 'tkmctl COMMAND --help' for the help of one command.\n"
@@ -376,7 +350,7 @@ static void print_cmd_help(FILE *f, const tkmctl_cmd *cmd, int nargs, char **arg
 	const tkmctl_cmd *sub = NULL;
 
 	if (cmd->nsubs > 0 && nargs > 0) {
-		sub = find_in(cmd->subs, cmd->nsubs, args[0]);
+		sub = tkmctl_find(cmd->subs, cmd->nsubs, args[0]);
 	}
 	if (sub != NULL) {
 		fprintf(f,
@@ -386,8 +360,17 @@ static void print_cmd_help(FILE *f, const tkmctl_cmd *cmd, int nargs, char **arg
 		        sub->help);
 		return;
 	}
-	fprintf(f, "usage: tkmctl [OPTIONS] %s%s%s\n\n%s\nRun 'tkmctl --help' for the options.\n",
-	        cmd->name, cmd->usage[0] != '\0' ? " " : "", cmd->usage, cmd->help);
+	fprintf(f, "usage: tkmctl [OPTIONS] %s%s%s\n\n%s", cmd->name,
+	        cmd->usage[0] != '\0' ? " " : "", cmd->usage, cmd->help);
+	if (cmd->nsubs > 0) {
+		fputs("\nSubcommands:\n", f);
+		for (size_t i = 0; i < cmd->nsubs; i++) {
+			fprintf(f, "  %-10s  %s\n", cmd->subs[i].name, cmd->subs[i].summary);
+		}
+		fprintf(f, "\nRun 'tkmctl %s SUBCOMMAND --help' for the help of one subcommand.\n",
+		        cmd->name);
+	}
+	fputs("\nRun 'tkmctl --help' for the options.\n", f);
 }
 
 static int cmd_help(const tkmctl_opts *o, int argc, char **argv)
@@ -400,11 +383,11 @@ static int cmd_help(const tkmctl_opts *o, int argc, char **argv)
 		return TKMCTL_EXIT_OK;
 	}
 	if ((cmd = find_cmd(argv[0])) == NULL) {
-		return usage_error("unknown command", argv[0]);
+		return tkmctl_usage_error("unknown command", argv[0]);
 	}
-	if (argc > 2 || (argc == 2 && find_in(cmd->subs, cmd->nsubs, argv[1]) == NULL)) {
-		return usage_error("help takes a command and, for some, a subcommand",
-		                   argv[argc > 2 ? 2 : 1]);
+	if (argc > 2 || (argc == 2 && tkmctl_find(cmd->subs, cmd->nsubs, argv[1]) == NULL)) {
+		return tkmctl_usage_error("help takes a command and, for some, a subcommand",
+		                          argv[argc > 2 ? 2 : 1]);
 	}
 	print_cmd_help(stdout, cmd, argc - 1, argv + 1);
 	return TKMCTL_EXIT_OK;
@@ -412,7 +395,7 @@ static int cmd_help(const tkmctl_opts *o, int argc, char **argv)
 
 /* ---- Commands that talk to the server ---- */
 
-static int connect_server(const tkmctl_opts *o, tkm_client **c)
+int tkmctl_connect(const tkmctl_opts *o, size_t max_reply, tkm_client **c)
 {
 	tkm_client_opts co;
 	tkm_status st;
@@ -420,10 +403,11 @@ static int connect_server(const tkmctl_opts *o, tkm_client **c)
 
 	memset(&co, 0, sizeof(co));
 	co.timeout_ms = o->timeout_ms;
+	co.max_message_size = max_reply;
 	co.tls_ca_file = o->ca_file;
 	co.tls_server_name = o->server_name;
 	if ((err = tkm_client_open(o->url, &co, &st, c)) != TKM_OK) {
-		return fail(o, err, st.message);
+		return tkmctl_fail(o, err, st.message);
 	}
 	return TKMCTL_EXIT_OK;
 }
@@ -434,7 +418,7 @@ static int64_t elapsed_us(const struct timespec *a, const struct timespec *b)
 }
 
 /* ISO 8601 UTC, or the plain number for a time gmtime cannot represent. */
-static void format_utc(int64_t t, char *buf, size_t len)
+void tkmctl_format_utc(int64_t t, char *buf, size_t len)
 {
 	time_t tt = (time_t)t;
 	struct tm tm;
@@ -462,33 +446,33 @@ static int cmd_ping(const tkmctl_opts *o, int argc, char **argv)
 	int rc;
 
 	if (argc > 0) {
-		return usage_error("ping takes no arguments", argv[0]);
+		return tkmctl_usage_error("ping takes no arguments", argv[0]);
 	}
-	if ((rc = connect_server(o, &c)) != TKMCTL_EXIT_OK) {
+	if ((rc = tkmctl_connect(o, 0, &c)) != TKMCTL_EXIT_OK) {
 		goto out;
 	}
 	(void)clock_gettime(CLOCK_MONOTONIC, &t0);
 	err = tkm_ping(c, o->timeout_ms, &st, &res);
 	(void)clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (err != TKM_OK) {
-		rc = fail(o, err, st.message);
+		rc = tkmctl_fail(o, err, st.message);
 		goto out;
 	}
 	if (!res.pong) {
-		rc = fail(o, TKM_E_PROTOCOL, "sys.ping: the server answered pong = false");
+		rc = tkmctl_fail(o, TKM_E_PROTOCOL, "sys.ping: the server answered pong = false");
 		goto out;
 	}
 	rtt = elapsed_us(&t0, &t1);
-	format_utc(res.time, when, sizeof(when));
+	tkmctl_format_utc(res.time, when, sizeof(when));
 	if (o->json) {
 		fputs("{\"url\":", stdout);
-		put_json_str(stdout, o->url);
+		tkmctl_put_json_str(stdout, o->url);
 		printf(",\"pong\":true,\"time\":%lld,\"time_utc\":", (long long)res.time);
-		put_json_str(stdout, when);
+		tkmctl_put_json_str(stdout, when);
 		printf(",\"rtt_us\":%lld}\n", (long long)rtt);
 	} else {
 		fputs("pong from ", stdout);
-		put_text(stdout, o->url);
+		tkmctl_put_text(stdout, o->url);
 		printf(": server time %s, round trip %lld us\n", when, (long long)rtt);
 	}
 out:
@@ -499,7 +483,7 @@ out:
 static void print_row(const char *label, const char *value)
 {
 	printf("%-17s ", label);
-	put_text(stdout, value);
+	tkmctl_put_text(stdout, value);
 	fputc('\n', stdout);
 }
 
@@ -537,21 +521,21 @@ static void print_info_text(const tkmctl_opts *o, const tkm_server_info *info)
 static void print_info_json(const tkmctl_opts *o, const tkm_server_info *info)
 {
 	fputs("{\"url\":", stdout);
-	put_json_str(stdout, o->url);
+	tkmctl_put_json_str(stdout, o->url);
 	fputs(",\"server_version\":", stdout);
-	put_json_str(stdout, info->server_version);
+	tkmctl_put_json_str(stdout, info->server_version);
 	printf(",\"protocol_version\":%llu,\"uptime_s\":%llu,\"hsm\":{\"configured\":%s",
 	       (unsigned long long)info->protocol_version, (unsigned long long)info->uptime_s,
 	       info->hsm_configured ? "true" : "false");
 	if (info->hsm_configured) {
 		fputs(",\"token_label\":", stdout);
-		put_json_str(stdout, info->hsm_token_label);
+		tkmctl_put_json_str(stdout, info->hsm_token_label);
 		fputs(",\"token_model\":", stdout);
-		put_json_str(stdout, info->hsm_token_model);
+		tkmctl_put_json_str(stdout, info->hsm_token_model);
 		fputs(",\"manufacturer\":", stdout);
-		put_json_str(stdout, info->hsm_manufacturer);
+		tkmctl_put_json_str(stdout, info->hsm_manufacturer);
 		fputs(",\"serial\":", stdout);
-		put_json_str(stdout, info->hsm_serial);
+		tkmctl_put_json_str(stdout, info->hsm_serial);
 	}
 	fputs("}}\n", stdout);
 }
@@ -565,13 +549,13 @@ static int cmd_info(const tkmctl_opts *o, int argc, char **argv)
 	int rc;
 
 	if (argc > 0) {
-		return usage_error("info takes no arguments", argv[0]);
+		return tkmctl_usage_error("info takes no arguments", argv[0]);
 	}
-	if ((rc = connect_server(o, &c)) != TKMCTL_EXIT_OK) {
+	if ((rc = tkmctl_connect(o, 0, &c)) != TKMCTL_EXIT_OK) {
 		goto out;
 	}
 	if ((err = tkm_info(c, o->timeout_ms, &st, &info)) != TKM_OK) {
-		rc = fail(o, err, st.message);
+		rc = tkmctl_fail(o, err, st.message);
 		goto out;
 	}
 	if (o->json) {
@@ -591,7 +575,7 @@ out:
  * Returns NULL when argv[*i] is not this option; *missing when it is but has
  * no value.
  */
-static const char *opt_value(int argc, char **argv, int *i, const char *name, bool *missing)
+const char *tkmctl_opt_value(int argc, char **argv, int *i, const char *name, bool *missing)
 {
 	const char *a = argv[*i];
 	size_t n = strlen(name);
@@ -647,184 +631,24 @@ static int parse_global(tkmctl_opts *o, int argc, char **argv, int *i, bool *hel
 		o->json = true;
 		return OPT_DONE;
 	}
-	if ((v = opt_value(argc, argv, i, "--url", &missing)) != NULL) {
+	if ((v = tkmctl_opt_value(argc, argv, i, "--url", &missing)) != NULL) {
 		o->url = v;
-	} else if ((v = opt_value(argc, argv, i, "--timeout", &missing)) != NULL) {
+	} else if ((v = tkmctl_opt_value(argc, argv, i, "--timeout", &missing)) != NULL) {
 		if (!parse_timeout(v, &o->timeout_ms)) {
-			usage_error("--timeout needs milliseconds from 1 to 3600000", v);
+			tkmctl_usage_error("--timeout needs milliseconds from 1 to 3600000", v);
 			return OPT_BAD;
 		}
-	} else if ((v = opt_value(argc, argv, i, "--ca-file", &missing)) != NULL) {
+	} else if ((v = tkmctl_opt_value(argc, argv, i, "--ca-file", &missing)) != NULL) {
 		o->ca_file = v;
-	} else if ((v = opt_value(argc, argv, i, "--server-name", &missing)) != NULL) {
+	} else if ((v = tkmctl_opt_value(argc, argv, i, "--server-name", &missing)) != NULL) {
 		o->server_name = v;
 	} else if (missing) {
-		usage_error("option needs a value", a);
+		tkmctl_usage_error("option needs a value", a);
 		return OPT_BAD;
 	} else {
 		return OPT_NONE;
 	}
 	return OPT_DONE;
-}
-
-/* ---- Audit: offline verification of a database copy ---- */
-
-static int cmd_audit(const tkmctl_opts *o, int argc, char **argv)
-{
-	const tkmctl_cmd *sub;
-
-	if (argc == 0) {
-		return usage_error("audit needs a subcommand (verify)", NULL);
-	}
-	if ((sub = find_in(tkmctl_audit_cmds,
-	                   sizeof(tkmctl_audit_cmds) / sizeof(tkmctl_audit_cmds[0]), argv[0])) ==
-	    NULL) {
-		return usage_error("unknown audit subcommand", argv[0]);
-	}
-	return sub->run(o, argc - 1, argv + 1);
-}
-
-/*
- * Read the audit public key: 64 hex characters, with whitespace around them
- * and nothing else. A public key, so no wiping. Returns an exit code.
- */
-static int read_pubkey(const char *path, uint8_t pk[static TKM_AUDIT_PK_LEN])
-{
-	static const char bad[] = "--pubkey FILE must hold the 32-byte Ed25519 audit public key as "
-	                          "64 hex characters";
-	char buf[TKMCTL_PUBKEY_FILE_MAX + 1];
-	char what[160];
-	FILE *f = NULL;
-	size_t n, b = 0, e, bin_len = 0;
-	const char *end = NULL;
-	int rc = TKMCTL_EXIT_USAGE;
-	int r;
-
-	if ((f = fopen(path, "r")) == NULL) {
-		r = snprintf(what, sizeof(what), "cannot open the --pubkey file (%s)",
-		             strerror(errno));
-		rc = usage_error(
-		    r > 0 && (size_t)r < sizeof(what) ? what : "cannot open the --pubkey file",
-		    path);
-		goto out;
-	}
-	n = fread(buf, 1, sizeof(buf), f);
-	if (ferror(f)) {
-		rc = usage_error("cannot read the --pubkey file", path);
-		goto out;
-	}
-	if (n > TKMCTL_PUBKEY_FILE_MAX) {
-		rc = usage_error(bad, path);
-		goto out;
-	}
-	e = n;
-	while (b < e && isspace((unsigned char)buf[b])) {
-		b++;
-	}
-	while (e > b && isspace((unsigned char)buf[e - 1])) {
-		e--;
-	}
-	if (e - b != 2 * TKM_AUDIT_PK_LEN) {
-		rc = usage_error(bad, path);
-		goto out;
-	}
-	for (size_t i = b; i < e; i++) {
-		if (!isxdigit((unsigned char)buf[i])) {
-			rc = usage_error(bad, path);
-			goto out;
-		}
-	}
-	if (sodium_hex2bin(pk, TKM_AUDIT_PK_LEN, buf + b, e - b, NULL, &bin_len, &end) != 0 ||
-	    bin_len != TKM_AUDIT_PK_LEN || end != buf + e) {
-		rc = usage_error(bad, path);
-		goto out;
-	}
-	rc = TKMCTL_EXIT_OK;
-out:
-	if (f != NULL) {
-		fclose(f);
-	}
-	return rc;
-}
-
-static void print_verify_json(const char *db, const tkm_audit_report *rep)
-{
-	fputs("{\"ok\":", stdout);
-	fputs(rep->fault == TKM_AUDIT_FAULT_NONE ? "true" : "false", stdout);
-	fputs(",\"db\":", stdout);
-	put_json_str(stdout, db);
-	if (rep->fault == TKM_AUDIT_FAULT_NONE) {
-		printf(",\"records\":%llu,\"last_seq\":%llu,\"checkpoints\":%llu,"
-		       "\"last_checkpoint_seq\":%llu,\"unsigned_tail\":%llu}\n",
-		       (unsigned long long)rep->records, (unsigned long long)rep->last_seq,
-		       (unsigned long long)rep->checkpoints,
-		       (unsigned long long)rep->last_checkpoint_seq,
-		       (unsigned long long)rep->unsigned_tail);
-		return;
-	}
-	fputs(",\"kind\":", stdout);
-	put_json_str(stdout, tkm_audit_fault_name(rep->fault));
-	printf(",\"seq\":%llu,\"message\":", (unsigned long long)rep->bad_seq);
-	put_json_str(stdout, rep->what);
-	fputs("}\n", stdout);
-}
-
-static int cmd_audit_verify(const tkmctl_opts *o, int argc, char **argv)
-{
-	const char *db = NULL, *pubkey = NULL;
-	uint8_t pk[TKM_AUDIT_PK_LEN];
-	tkm_audit_report rep;
-	char why[256] = "";
-	tkm_err err;
-	int rc;
-
-	for (int i = 0; i < argc; i++) {
-		const char *a = argv[i];
-		const char *v;
-		bool missing = false;
-
-		if ((v = opt_value(argc, argv, &i, "--db", &missing)) != NULL) {
-			if (db != NULL) {
-				return usage_error("option given twice", a);
-			}
-			db = v;
-		} else if ((v = opt_value(argc, argv, &i, "--pubkey", &missing)) != NULL) {
-			if (pubkey != NULL) {
-				return usage_error("option given twice", a);
-			}
-			pubkey = v;
-		} else if (missing) {
-			return usage_error("option needs a value", a);
-		} else {
-			return usage_error("audit verify: unknown argument", a);
-		}
-	}
-	if (db == NULL || pubkey == NULL) {
-		return usage_error("audit verify needs --db FILE --pubkey FILE (asking the service "
-		                   "comes with the audit RPCs)",
-		                   NULL);
-	}
-	if ((rc = read_pubkey(pubkey, pk)) != TKMCTL_EXIT_OK) {
-		return rc;
-	}
-	if ((err = tkm_audit_verify_file(db, pk, &rep, why, sizeof(why))) != TKM_OK) {
-		return fail(o, err, why);
-	}
-	if (o->json) {
-		print_verify_json(db, &rep);
-	} else if (rep.fault == TKM_AUDIT_FAULT_NONE) {
-		printf(
-		    "audit chain ok: %llu records, %llu checkpoints, last checkpoint at seq %llu; "
-		    "%llu records after it are not yet covered by a signature\n",
-		    (unsigned long long)rep.records, (unsigned long long)rep.checkpoints,
-		    (unsigned long long)rep.last_checkpoint_seq,
-		    (unsigned long long)rep.unsigned_tail);
-	} else {
-		printf("audit chain BROKEN at seq %llu: ", (unsigned long long)rep.bad_seq);
-		put_text(stdout, rep.what);
-		fputc('\n', stdout);
-	}
-	return rep.fault == TKM_AUDIT_FAULT_NONE ? TKMCTL_EXIT_OK : TKMCTL_EXIT_SERVER;
 }
 
 int main(int argc, char **argv)
@@ -862,12 +686,12 @@ int main(int argc, char **argv)
 				continue;
 			}
 			if (cmd == NULL) {
-				rc = usage_error("unknown option", a);
+				rc = tkmctl_usage_error("unknown option", a);
 				goto out;
 			}
 		} else if (cmd == NULL) {
 			if ((cmd = find_cmd(a)) == NULL) {
-				rc = usage_error("unknown command", a);
+				rc = tkmctl_usage_error("unknown command", a);
 				goto out;
 			}
 			continue;
@@ -884,7 +708,7 @@ int main(int argc, char **argv)
 	} else if (help) {
 		rc = cmd_help(&o, nargs, args);
 	} else if (cmd == NULL) {
-		rc = usage_error("no command given", NULL);
+		rc = tkmctl_usage_error("no command given", NULL);
 	} else {
 		rc = cmd->run(&o, nargs, args);
 	}
