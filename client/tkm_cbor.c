@@ -542,6 +542,11 @@ const tkm_cbor_val *tkm_cbor_root(const tkm_cbor_doc *doc)
 	return doc != NULL && doc->nvals > 0 ? &doc->vals[0] : NULL;
 }
 
+bool tkm_cbor_is(const tkm_cbor_val *v, tkm_cbor_type t)
+{
+	return v != NULL && tkm_cbor_type_of(v) == t;
+}
+
 tkm_cbor_type tkm_cbor_type_of(const tkm_cbor_val *v)
 {
 	return v->type;

@@ -65,7 +65,10 @@ void tkm_cbor_doc_free(tkm_cbor_doc *doc);
 
 const tkm_cbor_val *tkm_cbor_root(const tkm_cbor_doc *doc);
 
-tkm_cbor_type tkm_cbor_type_of(const tkm_cbor_val *v);
+tkm_cbor_type tkm_cbor_type_of(const tkm_cbor_val *v); /* v must not be NULL */
+
+/* v is present and of type t: the NULL-safe check for optional members. */
+bool tkm_cbor_is(const tkm_cbor_val *v, tkm_cbor_type t);
 const char *tkm_cbor_type_name(tkm_cbor_type t);
 
 /* Number of array items or map pairs; 0 for scalars. */

@@ -3,9 +3,13 @@
  * protocol (docs/protocol.md), over one nng REQ socket per handle.
  *
  * Each call opens its own nng context, so one handle serves many threads. The
- * handle is read-only after tkm_client_open() apart from the atomic request id
- * counter. nng's automatic resend is switched off: a call either gets its
- * reply within its timeout or fails, and is never sent twice by this library.
+ * handle is read-only during calls apart from the atomic request id counter;
+ * only the credential setters change it, and they must not race with calls
+ * (tkm/client.h). Credentials live in sodium_malloc memory: a device key is
+ * used to sign each request (tkm_devsig), a session token is copied into the
+ * request's auth map; both are wiped when cleared or when the handle closes.
+ * nng's automatic resend is switched off: a call either gets its reply within
+ * its timeout or fails, and is never sent twice by this library.
  * Replies are untrusted input: they are decoded by the bounded codec and every
  * field of a typed result is type-checked before it reaches the caller.
  */
@@ -23,14 +27,18 @@
 
 #include "tkm/client.h"
 #include "tkm_cbor.h"
+#include "tkm_devsig.h"
 #include "tkm_wire.h"
 
 #ifndef TKM_VERSION_STRING
 #error "TKM_VERSION_STRING must be defined by the build"
 #endif
 
-/* Room for the envelope around the params of a request. */
-#define CLIENT_ENVELOPE_MAX 256
+/* Room for the envelope around the params and auth map of a request. */
+#define CLIENT_ENVELOPE_MAX (256 + TKM_DEVSIG_AUTH_MAX)
+
+_Static_assert(TKM_SESSION_TOKEN_LEN == TKM_DEVSIG_TOKEN_LEN, "session token length");
+_Static_assert(TKM_DEVICE_PK_LEN == TKM_DEVSIG_PK_LEN, "device public key length");
 
 struct tkm_client {
 	nng_socket sock;
@@ -40,6 +48,10 @@ struct tkm_client {
 	size_t max_msg;
 	tkm_cbor_limits lim;
 	_Atomic uint64_t next_id;
+	/* Credentials: at most one of dev_key and session is set. */
+	tkm_devsig_key *dev_key;
+	char dev_principal[TKM_DEVSIG_PRINCIPAL_MAX + 1];
+	uint8_t *session; /* TKM_DEVSIG_TOKEN_LEN bytes, sodium_malloc'd, read-only */
 };
 
 const char *tkm_version(void)
@@ -353,7 +365,102 @@ void tkm_client_close(tkm_client *c)
 	if (c->tls != NULL) {
 		nng_tls_config_free(c->tls);
 	}
+	tkm_client_clear_credentials(c);
 	free(c);
+}
+
+void tkm_client_clear_credentials(tkm_client *c)
+{
+	if (c == NULL) {
+		return;
+	}
+	tkm_devsig_key_free(c->dev_key);
+	c->dev_key = NULL;
+	sodium_memzero(c->dev_principal, sizeof(c->dev_principal));
+	/* sodium_free makes the region writable again and wipes it. */
+	sodium_free(c->session);
+	c->session = NULL;
+}
+
+tkm_err tkm_device_keygen(const char *sk_path, uint8_t pk[TKM_DEVICE_PK_LEN], tkm_status *st)
+{
+	tkm_devsig_key *key = NULL;
+	char why[256];
+	tkm_err err;
+
+	if (sk_path == NULL || pk == NULL) {
+		return client_fail(st, TKM_E_INVALID_ARG, "no key file path or place for the key");
+	}
+	if ((err = tkm_devsig_key_generate(&key)) != TKM_OK) {
+		err = client_fail(st, err, "generate a device key: %s", tkm_strerror(err));
+		goto out;
+	}
+	why[0] = '\0';
+	if ((err = tkm_devsig_key_write(sk_path, key, why, sizeof(why))) != TKM_OK) {
+		err = client_fail(st, err, "%s", why);
+		goto out;
+	}
+	tkm_devsig_key_public(key, pk);
+	client_ok(st);
+out:
+	tkm_devsig_key_free(key);
+	return err;
+}
+
+tkm_err tkm_client_use_device_key(tkm_client *c, const char *principal, const char *sk_path,
+                                  tkm_status *st)
+{
+	tkm_devsig_key *key = NULL;
+	size_t len;
+	char why[256];
+	tkm_err err;
+
+	if (c == NULL || principal == NULL || sk_path == NULL) {
+		return client_fail(st, TKM_E_INVALID_ARG,
+		                   "no client handle, principal or key file");
+	}
+	len = strnlen(principal, TKM_DEVSIG_PRINCIPAL_MAX + 1);
+	if (!tkm_devsig_principal_valid(principal, len)) {
+		return client_fail(st, TKM_E_INVALID_ARG,
+		                   "a principal is 1 to %d bytes of UTF-8 without control "
+		                   "characters",
+		                   TKM_DEVSIG_PRINCIPAL_MAX);
+	}
+	why[0] = '\0';
+	if ((err = tkm_devsig_key_read(sk_path, &key, why, sizeof(why))) != TKM_OK) {
+		return client_fail(st, err, "%s", why);
+	}
+	tkm_client_clear_credentials(c);
+	memcpy(c->dev_principal, principal, len);
+	c->dev_principal[len] = '\0';
+	c->dev_key = key;
+	client_ok(st);
+	return TKM_OK;
+}
+
+tkm_err tkm_client_use_session(tkm_client *c, const uint8_t token[TKM_SESSION_TOKEN_LEN],
+                               tkm_status *st)
+{
+	uint8_t *copy;
+
+	if (c == NULL || token == NULL) {
+		return client_fail(st, TKM_E_INVALID_ARG, "no client handle or token");
+	}
+	if (sodium_init() < 0) {
+		return client_fail(st, TKM_E_CRYPTO, "libsodium failed to initialise");
+	}
+	if ((copy = sodium_malloc(TKM_DEVSIG_TOKEN_LEN)) == NULL) {
+		return client_fail(st, TKM_E_NOMEM, "%s", tkm_strerror(TKM_E_NOMEM));
+	}
+	memcpy(copy, token, TKM_DEVSIG_TOKEN_LEN);
+	if (sodium_mprotect_readonly(copy) != 0) {
+		sodium_free(copy);
+		return client_fail(st, TKM_E_CRYPTO, "cannot protect the session token's memory");
+	}
+	tkm_client_clear_credentials(c);
+	c->session = copy;
+	client_ok(st);
+	return TKM_OK;
 }
 
 /* Methods are [a-z0-9._-]{1,TKM_WIRE_METHOD_MAX}, as the server checks. */
@@ -377,7 +484,10 @@ static bool client_method_ok(const char *method)
 	return n > 0;
 }
 
-/* params must be exactly one CBOR map, so that nothing malformed is ever sent. */
+/*
+ * params must be exactly one CBOR map, so that nothing malformed is ever sent,
+ * and deterministic CBOR when the call is signed.
+ */
 static tkm_err client_check_params(const tkm_client *c, const uint8_t *params, size_t params_len,
                                    tkm_status *st)
 {
@@ -399,34 +509,91 @@ static tkm_err client_check_params(const tkm_client *c, const uint8_t *params, s
 		err = client_fail(st, TKM_E_INVALID_ARG, "params: %s", why);
 		goto out;
 	}
-	if (tkm_cbor_type_of(tkm_cbor_root(doc)) != TKM_CBOR_MAP) {
+	if (!tkm_cbor_is(tkm_cbor_root(doc), TKM_CBOR_MAP)) {
 		err = client_fail(st, TKM_E_INVALID_ARG, "params must be a CBOR map");
+		goto out;
+	}
+	if (c->dev_key != NULL &&
+	    tkm_devsig_check_canonical(tkm_cbor_root(doc), why, sizeof(why)) != TKM_OK) {
+		err = client_fail(st, TKM_E_INVALID_ARG, "signed call: %s", why);
+		goto out;
 	}
 out:
 	tkm_cbor_doc_free(doc);
 	return err;
 }
 
-/* Encode a request into a new nng message. */
-static tkm_err client_build_request(uint64_t id, const char *method, const uint8_t *params,
-                                    size_t params_len, tkm_status *st, nng_msg **out)
+/*
+ * The auth map of one call into a new writer, or *out = NULL for a handle
+ * without credentials. params are the bytes the request will carry.
+ */
+static tkm_err client_build_auth(const tkm_client *c, const char *method, const uint8_t *params,
+                                 size_t params_len, tkm_status *st, tkm_cbor_w **out)
 {
 	tkm_cbor_w *w = NULL;
+	char why[256];
+	tkm_err err;
+
+	*out = NULL;
+	if (c->dev_key == NULL && c->session == NULL) {
+		return TKM_OK;
+	}
+	if ((err = tkm_cbor_w_new(TKM_DEVSIG_AUTH_MAX, &w)) != TKM_OK) {
+		err = client_fail(st, err, "encode auth: %s", tkm_strerror(err));
+		goto out;
+	}
+	why[0] = '\0';
+	if (c->dev_key != NULL) {
+		if ((err = tkm_devsig_sign(c->dev_key, c->dev_principal, method, params, params_len,
+		                           w, why, sizeof(why))) != TKM_OK) {
+			err = client_fail(st, err, "%s: %s", method, why);
+			goto out;
+		}
+	} else {
+		tkm_devsig_put_session(w, c->session);
+	}
+	*out = w;
+	w = NULL;
+out:
+	tkm_cbor_w_free(w);
+	return err;
+}
+
+static const uint8_t client_empty_map[] = {0xa0};
+
+/* Encode a request, with the handle's credentials, into a new nng message. */
+static tkm_err client_build_request(const tkm_client *c, uint64_t id, const char *method,
+                                    const uint8_t *params, size_t params_len, tkm_status *st,
+                                    nng_msg **out)
+{
+	tkm_cbor_w *w = NULL, *aw = NULL;
 	nng_msg *msg = NULL;
-	const uint8_t *p;
-	size_t len;
+	const uint8_t *p, *auth = NULL;
+	size_t len, auth_len = 0;
 	tkm_err err;
 	int rv;
 
+	/* The bytes signed are the bytes sent: an absent params is the empty map. */
+	if (params == NULL) {
+		params = client_empty_map;
+		params_len = sizeof(client_empty_map);
+	}
 	if (params_len > SIZE_MAX - CLIENT_ENVELOPE_MAX) {
 		err = client_fail(st, TKM_E_INVALID_ARG, "params too large");
+		goto out;
+	}
+	if ((err = client_build_auth(c, method, params, params_len, st, &aw)) != TKM_OK) {
+		goto out;
+	}
+	if (aw != NULL && (err = tkm_cbor_w_finish(aw, &auth, &auth_len)) != TKM_OK) {
+		err = client_fail(st, err, "encode auth: %s", tkm_strerror(err));
 		goto out;
 	}
 	if ((err = tkm_cbor_w_new(params_len + CLIENT_ENVELOPE_MAX, &w)) != TKM_OK) {
 		err = client_fail(st, err, "encode request: %s", tkm_strerror(err));
 		goto out;
 	}
-	tkm_wire_encode_request(w, id, method, params, params_len, NULL, 0);
+	tkm_wire_encode_request(w, id, method, params, params_len, auth, auth_len);
 	if ((err = tkm_cbor_w_finish(w, &p, &len)) != TKM_OK) {
 		err = client_fail(st, err, "encode request: %s", tkm_strerror(err));
 		goto out;
@@ -439,8 +606,10 @@ static tkm_err client_build_request(uint64_t id, const char *method, const uint8
 	msg = NULL;
 out:
 	if (msg != NULL) {
+		sodium_memzero(nng_msg_body(msg), nng_msg_len(msg));
 		nng_msg_free(msg);
 	}
+	tkm_cbor_w_free(aw);
 	tkm_cbor_w_free(w);
 	return err;
 }
@@ -493,7 +662,7 @@ static tkm_err client_call(tkm_client *c, const char *method, const uint8_t *par
 	deadline = client_now_ms() + (uint64_t)timeout_ms;
 
 	id = atomic_fetch_add(&c->next_id, 1);
-	if ((err = client_build_request(id, method, params, params_len, st, &msg)) != TKM_OK) {
+	if ((err = client_build_request(c, id, method, params, params_len, st, &msg)) != TKM_OK) {
 		goto out;
 	}
 
@@ -620,7 +789,7 @@ tkm_err tkm_ping(tkm_client *c, int timeout_ms, tkm_status *st, tkm_ping_result 
 	if ((err = client_call(c, "sys.ping", NULL, 0, timeout_ms, st, &doc, &r)) != TKM_OK) {
 		goto out;
 	}
-	if (tkm_cbor_type_of(r.result) != TKM_CBOR_MAP ||
+	if (!tkm_cbor_is(r.result, TKM_CBOR_MAP) ||
 	    !tkm_cbor_get_bool(tkm_cbor_map_get(r.result, "pong"), &res.pong) ||
 	    !tkm_cbor_get_uint(tkm_cbor_map_get(r.result, "time"), &t) || t > INT64_MAX) {
 		err = client_fail(st, TKM_E_PROTOCOL,
@@ -652,7 +821,7 @@ static bool client_get_hsm(const tkm_cbor_val *hsm, tkm_server_info *info)
 	};
 	size_t i;
 
-	if (tkm_cbor_type_of(hsm) != TKM_CBOR_MAP ||
+	if (!tkm_cbor_is(hsm, TKM_CBOR_MAP) ||
 	    !tkm_cbor_get_bool(tkm_cbor_map_get(hsm, "configured"), &info->hsm_configured)) {
 		return false;
 	}
@@ -683,7 +852,7 @@ tkm_err tkm_info(tkm_client *c, int timeout_ms, tkm_status *st, tkm_server_info 
 		goto out;
 	}
 	memset(&info, 0, sizeof(info));
-	if (tkm_cbor_type_of(r.result) != TKM_CBOR_MAP ||
+	if (!tkm_cbor_is(r.result, TKM_CBOR_MAP) ||
 	    !client_get_text(tkm_cbor_map_get(r.result, "server_version"), info.server_version,
 	                     sizeof(info.server_version)) ||
 	    !tkm_cbor_get_uint(tkm_cbor_map_get(r.result, "protocol_version"),

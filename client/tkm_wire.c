@@ -110,7 +110,7 @@ tkm_err tkm_wire_decode_request(const uint8_t *buf, size_t len, const tkm_cbor_l
 	}
 	err = TKM_E_BAD_REQUEST;
 	root = tkm_cbor_root(d);
-	if (tkm_cbor_type_of(root) != TKM_CBOR_MAP) {
+	if (!tkm_cbor_is(root, TKM_CBOR_MAP)) {
 		tkm_why_set(why, why_len, "request must be a map, got a %s",
 		            tkm_cbor_type_name(tkm_cbor_type_of(root)));
 		goto out;
@@ -272,7 +272,7 @@ tkm_err tkm_wire_decode_response(const uint8_t *buf, size_t len, const tkm_cbor_
 	}
 	err = TKM_E_PROTOCOL;
 	root = tkm_cbor_root(d);
-	if (tkm_cbor_type_of(root) != TKM_CBOR_MAP) {
+	if (!tkm_cbor_is(root, TKM_CBOR_MAP)) {
 		tkm_why_set(why, why_len, "reply is not a map");
 		goto out;
 	}

@@ -136,7 +136,7 @@ static tkm_err check_details(const uint8_t *d, size_t len, char *why, size_t why
 		err = TKM_E_INVALID_ARG;
 		goto out;
 	}
-	if (tkm_cbor_type_of(tkm_cbor_root(doc)) != TKM_CBOR_MAP) {
+	if (!tkm_cbor_is(tkm_cbor_root(doc), TKM_CBOR_MAP)) {
 		err = tkm_why_fail(why, why_len, TKM_E_INVALID_ARG, "audit details are not a map");
 		goto out;
 	}

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -14,6 +15,8 @@
 #include "tkm/client.h"
 #include "tkm_bootstrap.h"
 #include "tkm_cbor.h"
+#include "tkm_policy.h"
+#include "tkm_store_auth.h"
 #include "tkm_why.h"
 
 _Static_assert(TKM_HSM_ED25519_PK_LEN == TKM_AUDIT_PK_LEN, "one Ed25519 key size");
@@ -185,10 +188,135 @@ static tkm_err mark_initialised(tkm_store_tx *tx, void *arg, char *why, size_t w
 	return err;
 }
 
-tkm_err tkm_bootstrap_init(tkm_hsm *hsm, tkm_store *st, const tkm_bootstrap_writer *wc,
-                           const char *pubkey_file, tkm_bootstrap_keys *out, char *why,
+void tkm_bootstrap_keys_wipe(tkm_bootstrap_keys *keys)
+{
+	if (keys == NULL) {
+		return;
+	}
+	for (size_t i = 0; i < TKM_BOOTSTRAP_PEOPLE; i++) {
+		if (keys->people[i].otp != NULL) {
+			sodium_memzero(keys->people[i].otp, TKM_BOOTSTRAP_OTP_MAX);
+			sodium_free(keys->people[i].otp);
+			keys->people[i].otp = NULL;
+		}
+	}
+}
+
+typedef struct policy_arg {
+	const char *text;
+} policy_arg;
+
+static tkm_err store_policy(tkm_store_tx *tx, void *arg, char *why, size_t why_len)
+{
+	const policy_arg *p = arg;
+
+	return tkm_store_tx_policy_put(tx, 1, p->text, 0, "tkmd --init", why, why_len);
+}
+
+/* Policy version 1: the default policy's canonical text. */
+static tkm_err init_policy(tkm_store *st, const char *text, char *why, size_t why_len)
+{
+	tkm_policy *p = NULL;
+	char *canon = NULL;
+	size_t len = 0;
+	policy_arg a;
+	tkm_audit_rec rec;
+	tkm_err err;
+
+	err = tkm_policy_parse(text, strlen(text), &p, why, why_len);
+	if (err == TKM_OK) {
+		err = tkm_policy_canonical(p, &canon, &len);
+	}
+	if (err == TKM_OK) {
+		memset(&rec, 0, sizeof(rec));
+		rec.principal = "tkmd --init";
+		rec.method = "policy.apply";
+		rec.target = "policy";
+		rec.outcome = "ok";
+		a.text = canon;
+		err = tkm_store_write(st, store_policy, &a, &rec, NULL, why, why_len);
+	}
+	free(canon);
+	tkm_policy_free(p);
+	return err;
+}
+
+typedef struct person_arg {
+	tkm_store_operator op;
+	char principal[80];
+	const char *role;
+} person_arg;
+
+static tkm_err store_person(tkm_store_tx *tx, void *arg, char *why, size_t why_len)
+{
+	person_arg *pa = arg;
+	int64_t id = 0;
+	tkm_err err = tkm_store_tx_operator_insert(tx, &pa->op, &id, why, why_len);
+
+	if (err == TKM_OK) {
+		err = tkm_store_tx_role_set(tx, pa->principal, pa->role, NULL, why, why_len);
+	}
+	return err;
+}
+
+/* One of the first operators, with a one-time password that must change at first login. */
+static tkm_err init_person(tkm_store *st, tkm_auth *auth, tkm_bootstrap_person *who, char *why,
                            size_t why_len)
 {
+	person_arg pa;
+	tkm_audit_rec rec;
+	tkm_cbor_w *d = NULL;
+	tkm_err err;
+
+	memset(&pa, 0, sizeof(pa));
+	who->otp = sodium_malloc(TKM_BOOTSTRAP_OTP_MAX);
+	if (who->otp == NULL) {
+		return TKM_E_NOMEM;
+	}
+	err = tkm_auth_password_generate(who->otp, TKM_BOOTSTRAP_OTP_MAX);
+	if (err == TKM_OK) {
+		err = tkm_auth_password_hash(auth, who->otp, strlen(who->otp), pa.op.pw_hash);
+	}
+	if (err == TKM_OK) {
+		err = tkm_cbor_w_new(128, &d);
+	}
+	if (err != TKM_OK) {
+		goto out;
+	}
+	tkm_cbor_put_map(d, 1);
+	tkm_cbor_put_cstr(d, "roles");
+	tkm_cbor_put_array(d, 1);
+	tkm_cbor_put_cstr(d, who->role);
+	memset(&rec, 0, sizeof(rec));
+	err = tkm_cbor_w_finish(d, &rec.details, &rec.details_len);
+	if (err != TKM_OK) {
+		goto out;
+	}
+	memcpy(pa.op.username, who->username, sizeof(pa.op.username));
+	pa.op.must_change = true;
+	pa.op.pw_changed_ms = (uint64_t)time(NULL) * 1000u;
+	pa.op.created_ms = pa.op.pw_changed_ms;
+	pa.role = who->role;
+	tkm_why_set(pa.principal, sizeof(pa.principal), "operator:%s", who->username);
+	rec.principal = "tkmd --init";
+	rec.method = "operator.create";
+	rec.target = pa.principal;
+	rec.outcome = "ok";
+	err = tkm_store_write(st, store_person, &pa, &rec, NULL, why, why_len);
+out:
+	sodium_memzero(pa.op.pw_hash, sizeof(pa.op.pw_hash));
+	tkm_cbor_w_free(d);
+	return err;
+}
+
+tkm_err tkm_bootstrap_init(tkm_hsm *hsm, tkm_store *st, tkm_auth *auth,
+                           const tkm_bootstrap_writer *wc, const char *pubkey_file,
+                           const char *policy_text,
+                           const char *const usernames[TKM_BOOTSTRAP_PEOPLE],
+                           tkm_bootstrap_keys *out, char *why, size_t why_len)
+{
+	static const char *const roles[TKM_BOOTSTRAP_PEOPLE] = {"security-officer",
+	                                                        "security-officer", "admin"};
 	char pk_hex[TKM_PK_HEX_LEN], id_hex[2 * TKM_HSM_ID_LEN + 1];
 	tkm_hsm_id id;
 	tkm_hsm_kcv none;
@@ -197,6 +325,27 @@ tkm_err tkm_bootstrap_init(tkm_hsm *hsm, tkm_store *st, const tkm_bootstrap_writ
 	tkm_err err;
 
 	memset(out, 0, sizeof(*out));
+	for (size_t i = 0; i < TKM_BOOTSTRAP_PEOPLE; i++) {
+		size_t n = strlen(usernames[i]);
+
+		if (n == 0 || n >= sizeof(out->people[i].username) || usernames[i][0] < 'a' ||
+		    usernames[i][0] > 'z' ||
+		    strspn(usernames[i], "abcdefghijklmnopqrstuvwxyz0123456789._-") != n) {
+			return tkm_why_fail(why, why_len, TKM_E_INVALID_ARG,
+			                    "'%s' is not a username (a-z 0-9 . _ -, from a letter)",
+			                    usernames[i]);
+		}
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(usernames[i], usernames[j]) == 0) {
+				return tkm_why_fail(
+				    why, why_len, TKM_E_INVALID_ARG,
+				    "the first operators need three names, '%s' twice",
+				    usernames[i]);
+			}
+		}
+		memcpy(out->people[i].username, usernames[i], n + 1);
+		out->people[i].role = roles[i];
+	}
 	err = check_fresh_db(st, why, why_len);
 	if (err == TKM_OK) {
 		err = check_fresh_token(hsm, why, why_len);
@@ -250,7 +399,14 @@ tkm_err tkm_bootstrap_init(tkm_hsm *hsm, tkm_store *st, const tkm_bootstrap_writ
 	if (err != TKM_OK) {
 		goto out;
 	}
-	/* The first record is signed at once: the chain is anchored from its start. */
+	err = init_policy(st, policy_text, why, why_len);
+	for (size_t i = 0; i < TKM_BOOTSTRAP_PEOPLE && err == TKM_OK; i++) {
+		err = init_person(st, auth, &out->people[i], why, why_len);
+	}
+	if (err != TKM_OK) {
+		goto out;
+	}
+	/* The first records are signed at once: the chain is anchored from its start. */
 	err = tkm_store_checkpoint_now(st, why, why_len);
 	if (err == TKM_OK) {
 		err = write_pubkey(pubkey_file, out->audit_pk, why, why_len);

@@ -17,6 +17,7 @@
 
 #include "tkm/error.h"
 #include "tkm_audit.h"
+#include "tkm_auth.h"
 #include "tkm_hsm.h"
 #include "tkm_store.h"
 
@@ -24,13 +25,27 @@
 #define TKM_BOOTSTRAP_META_INIT_AT  "initialized_at"
 #define TKM_BOOTSTRAP_META_AUDIT_PK "audit_public_key"
 
+/* The first people: two security officers and one admin, each with a one-time password. */
+#define TKM_BOOTSTRAP_PEOPLE  3
+#define TKM_BOOTSTRAP_OTP_MAX 32
+
+typedef struct tkm_bootstrap_person {
+	char username[65];
+	const char *role;
+	char *otp; /* sodium_malloc'd; shown once by tkmd --init, then wiped */
+} tkm_bootstrap_person;
+
 typedef struct tkm_bootstrap_keys {
 	tkm_hsm_id audit_id;
 	uint8_t audit_pk[TKM_AUDIT_PK_LEN];
 	tkm_hsm_kcv kek_kcv; /* len 0 when the module computes none */
 	tkm_hsm_kcv seal_kcv;
 	uint64_t init_seq; /* the init audit record */
+	tkm_bootstrap_person people[TKM_BOOTSTRAP_PEOPLE];
 } tkm_bootstrap_keys;
+
+/* Wipe and free the one-time passwords in keys. NULL-safe. */
+void tkm_bootstrap_keys_wipe(tkm_bootstrap_keys *keys);
 
 typedef struct tkm_bootstrap_writer {
 	uint64_t checkpoint_every;
@@ -40,11 +55,16 @@ typedef struct tkm_bootstrap_writer {
 /*
  * Initialise: st must be a database with no audit record and no init mark,
  * and the token must hold no tkm key (TKM_E_ALREADY_EXISTS otherwise).
- * Leaves the writer running. The public key goes to pubkey_file as 64 hex
- * characters and a newline, replacing the file atomically.
+ * Stores policy_text (the default policy) as policy version 1, and creates
+ * the operators named in usernames (two security officers, then an admin)
+ * with one-time passwords, each change with its audit record. Leaves the
+ * writer running. The public key goes to pubkey_file as 64 hex characters
+ * and a newline, replacing the file atomically.
  */
-TKM_MUST_CHECK tkm_err tkm_bootstrap_init(tkm_hsm *hsm, tkm_store *st,
+TKM_MUST_CHECK tkm_err tkm_bootstrap_init(tkm_hsm *hsm, tkm_store *st, tkm_auth *auth,
                                           const tkm_bootstrap_writer *wc, const char *pubkey_file,
+                                          const char *policy_text,
+                                          const char *const usernames[TKM_BOOTSTRAP_PEOPLE],
                                           tkm_bootstrap_keys *out, char *why, size_t why_len);
 
 /*

@@ -390,24 +390,22 @@ static tkm_err set_database(cfg_parse *p, const config_setting_t *s)
 	return get_group(p, s, "database", members, sizeof(members) / sizeof(members[0]));
 }
 
-/* audit = { public_key_file; checkpoint_every; checkpoint_interval; retention_days; } */
-static tkm_err set_audit(cfg_parse *p, const config_setting_t *s)
+/* An integer member of a group: name, bounds, where it goes. */
+typedef struct cfg_int_member {
+	const char *name;
+	long long min, max;
+	unsigned long *dst;
+} cfg_int_member;
+
+/* A group of integer and string members; unknown members fail. */
+static tkm_err get_mixed_group(cfg_parse *p, const config_setting_t *s, const char *group,
+                               const cfg_int_member *ints, size_t nints, const cfg_member *strs,
+                               size_t nstrs)
 {
-	static const struct {
-		const char *name;
-		long long min, max;
-	} ints[] = {
-	    {"audit.checkpoint_every", 1, 1000000},
-	    {"audit.checkpoint_interval", 1, 86400},
-	    {"audit.retention_days", 0, 36500},
-	};
-	tkm_config *cfg = p->cfg;
-	unsigned long *dst[] = {&cfg->audit_checkpoint_every, &cfg->audit_checkpoint_interval_s,
-	                        &cfg->audit_retention_days};
 	int n;
 
 	if (config_setting_type(s) != CONFIG_TYPE_GROUP) {
-		return fail(p, s, "'audit' must be a group { ... }, not %s",
+		return fail(p, s, "'%s' must be a group { ... }, not %s", group,
 		            type_name(config_setting_type(s)));
 	}
 	n = config_setting_length(s);
@@ -415,32 +413,81 @@ static tkm_err set_audit(cfg_parse *p, const config_setting_t *s)
 		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
 		const char *name = config_setting_name(e);
 		bool known = false;
-		long long v = 0;
-		tkm_err err;
+		char full[96];
+		int r;
 
-		if (name != NULL && strcmp(name, "public_key_file") == 0) {
-			err = get_str(p, e, "audit.public_key_file", TKM_CONFIG_MAX_PATH,
-			              &cfg->audit_public_key_file);
-			if (err != TKM_OK) {
-				return err;
-			}
-			continue;
+		r = snprintf(full, sizeof(full), "%s.%s", group, name != NULL ? name : "?");
+		if (r < 0 || (size_t)r >= sizeof(full)) {
+			return fail(p, e, "setting name too long");
 		}
-		for (size_t k = 0; k < sizeof(ints) / sizeof(ints[0]) && name != NULL; k++) {
-			if (strcmp(name, ints[k].name + strlen("audit.")) == 0) {
-				err = get_int(p, e, ints[k].name, ints[k].min, ints[k].max, &v);
+		for (size_t k = 0; k < nints && name != NULL && !known; k++) {
+			if (strcmp(name, ints[k].name) == 0) {
+				long long v = 0;
+				tkm_err err = get_int(p, e, full, ints[k].min, ints[k].max, &v);
+
 				if (err != TKM_OK) {
 					return err;
 				}
-				*dst[k] = (unsigned long)v;
+				*ints[k].dst = (unsigned long)v;
+				known = true;
+			}
+		}
+		for (size_t k = 0; k < nstrs && name != NULL && !known; k++) {
+			if (strcmp(name, strs[k].name) == 0) {
+				tkm_err err = get_str(p, e, full, strs[k].max, strs[k].dst);
+
+				if (err != TKM_OK) {
+					return err;
+				}
 				known = true;
 			}
 		}
 		if (!known) {
-			return fail(p, e, "unknown setting 'audit.%s'", name != NULL ? name : "?");
+			return fail(p, e, "unknown setting '%s'", full);
 		}
 	}
 	return TKM_OK;
+}
+
+/* audit = { public_key_file; checkpoint_every; checkpoint_interval; retention_days; } */
+static tkm_err set_audit(cfg_parse *p, const config_setting_t *s)
+{
+	tkm_config *cfg = p->cfg;
+	const cfg_int_member ints[] = {
+	    {"checkpoint_every", 1, 1000000, &cfg->audit_checkpoint_every},
+	    {"checkpoint_interval", 1, 86400, &cfg->audit_checkpoint_interval_s},
+	    {"retention_days", 0, 36500, &cfg->audit_retention_days},
+	};
+	const cfg_member strs[] = {
+	    {"public_key_file", &cfg->audit_public_key_file, TKM_CONFIG_MAX_PATH, false},
+	};
+
+	return get_mixed_group(p, s, "audit", ints, sizeof(ints) / sizeof(ints[0]), strs, 1);
+}
+
+/* auth = { password and lockout rules, session lifetimes, Argon2id cost, approvals } */
+static tkm_err set_auth(cfg_parse *p, const config_setting_t *s)
+{
+	tkm_config *cfg = p->cfg;
+	const cfg_int_member ints[] = {
+	    {"password_min_length", 8, 256, &cfg->auth_password_min_length},
+	    {"password_history", 1, 24, &cfg->auth_password_history},
+	    {"password_max_age_days", 0, 3650, &cfg->auth_password_max_age_days},
+	    /* PCI DSS v4 8.3.4: lock out after at most 10 attempts. */
+	    {"max_failed_logins", 1, 10, &cfg->auth_max_failed_logins},
+	    {"lockout_seconds", 1, 86400 * 7, &cfg->auth_lockout_s},
+	    {"session_idle_seconds", 1, 86400, &cfg->auth_session_idle_s},
+	    {"session_lifetime_seconds", 1, 7 * 86400, &cfg->auth_session_lifetime_s},
+	    {"argon2_opslimit", 1, 16, &cfg->auth_argon2_opslimit},
+	    {"argon2_memlimit_kib", 8, 4194304, &cfg->auth_argon2_memlimit_kib},
+	    {"approval_ttl_seconds", 1, 7 * 86400, &cfg->auth_approval_ttl_s},
+	    {"signature_window_seconds", 1, 3600, &cfg->auth_signature_window_s},
+	};
+	const cfg_member strs[] = {
+	    {"common_passwords_file", &cfg->auth_common_passwords_file, TKM_CONFIG_MAX_PATH, false},
+	};
+
+	return get_mixed_group(p, s, "auth", ints, sizeof(ints) / sizeof(ints[0]), strs, 1);
 }
 
 static const struct {
@@ -457,6 +504,7 @@ static const struct {
     {"hsm", set_hsm},
     {"database", set_database},
     {"audit", set_audit},
+    {"auth", set_auth},
     {"log_level", set_log_level},
 };
 
@@ -559,6 +607,17 @@ tkm_err tkm_config_load(const char *path, tkm_config **out, char *why, size_t wh
 	cfg->audit_checkpoint_every = 1000;
 	cfg->audit_checkpoint_interval_s = 60;
 	cfg->audit_retention_days = 1095;
+	cfg->auth_password_min_length = 12;
+	cfg->auth_password_history = 4;
+	cfg->auth_password_max_age_days = 90;
+	cfg->auth_max_failed_logins = 5;
+	cfg->auth_lockout_s = 1800;
+	cfg->auth_session_idle_s = 900;
+	cfg->auth_session_lifetime_s = 8 * 3600;
+	cfg->auth_argon2_opslimit = 2;         /* crypto_pwhash_OPSLIMIT_INTERACTIVE */
+	cfg->auth_argon2_memlimit_kib = 65536; /* crypto_pwhash_MEMLIMIT_INTERACTIVE */
+	cfg->auth_approval_ttl_s = 3600;
+	cfg->auth_signature_window_s = 300;
 
 	f = fopen(path, "r");
 	if (f == NULL) {
@@ -633,5 +692,6 @@ void tkm_config_free(tkm_config *cfg)
 	free(cfg->hsm_pin_env);
 	free(cfg->database_path);
 	free(cfg->audit_public_key_file);
+	free(cfg->auth_common_passwords_file);
 	free(cfg);
 }

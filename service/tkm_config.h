@@ -55,6 +55,19 @@ typedef struct tkm_config {
 	unsigned long audit_checkpoint_every;      /* records between signed checkpoints */
 	unsigned long audit_checkpoint_interval_s; /* and at most this long apart */
 	unsigned long audit_retention_days; /* records younger than this are never archived */
+	/* auth: docs/configuration.md; the defaults follow PCI DSS v4 8.3 */
+	unsigned long auth_password_min_length;
+	unsigned long auth_password_history;
+	unsigned long auth_password_max_age_days;
+	unsigned long auth_max_failed_logins;
+	unsigned long auth_lockout_s;
+	unsigned long auth_session_idle_s;
+	unsigned long auth_session_lifetime_s;
+	unsigned long auth_argon2_opslimit;
+	unsigned long auth_argon2_memlimit_kib;
+	unsigned long auth_approval_ttl_s;
+	unsigned long auth_signature_window_s;
+	char *auth_common_passwords_file; /* NULL: the list built into tkmd */
 	tkm_log_level log_level;
 } tkm_config;
 

@@ -16,6 +16,12 @@ extern const tkm_rpc_table tkm_methods_sys;
 /* audit.verify, audit.list, audit.public_key, audit.checkpoint, audit.archive, store.backup */
 extern const tkm_rpc_table tkm_methods_audit;
 
+/* auth.*, operator.*, role.* */
+extern const tkm_rpc_table tkm_methods_auth;
+
+/* approval.*, policy.* */
+extern const tkm_rpc_table tkm_methods_approval;
+
 /* debug.sleep: test builds only (TKM_TEST_METHODS) */
 extern const tkm_rpc_table tkm_methods_debug;
 

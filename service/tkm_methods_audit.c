@@ -16,16 +16,6 @@
 #define TKM_AUDIT_PAGE_DEFAULT 100
 #define TKM_PATH_PARAM_MAX     4096
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	if (clock_gettime(CLOCK_REALTIME, &ts) != 0 || ts.tv_sec < 0) {
-		return 0;
-	}
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* An optional uint param; *present says whether it was given. */
 static tkm_err opt_uint(const tkm_cbor_val *params, const char *key, uint64_t *out, bool *present,
                         char *why, size_t why_len)
@@ -325,7 +315,7 @@ static tkm_err audit_archive(tkm_rpc_ctx *ctx, const tkm_cbor_val *params, tkm_c
 	static const char *const keys[] = {"path", "before_ms"};
 	const tkm_rpc_env *env = tkm_rpc_ctx_env(ctx);
 	char path[TKM_PATH_PARAM_MAX];
-	uint64_t now = now_ms(), latest, before = 0, seq = 0;
+	uint64_t now = tkm_rpc_now_ms(), latest, before = 0, seq = 0;
 	tkm_store_copy_info info;
 	tkm_audit_rec rec;
 	bool present = false;

@@ -34,11 +34,12 @@ struct tkm_rpc {
 struct tkm_rpc_ctx {
 	tkm_rpc *rpc;
 	uint64_t rid;
+	const char *peer;
 	const tkm_rpc_method *method;
-	const char *principal; /* NULL until authentication fills it */
-	const char *role;
+	tkm_rpc_who who;
 	char target[TKM_RPC_TARGET_MAX];
-	bool audited; /* this request's audit record is written */
+	bool audited;  /* this request's audit record is written */
+	bool approved; /* running a dual-control request after its approval */
 };
 
 static uint64_t elapsed_us(const struct timespec *since)
@@ -140,6 +141,36 @@ uint64_t tkm_rpc_ctx_rid(const tkm_rpc_ctx *ctx)
 	return ctx->rid;
 }
 
+uint64_t tkm_rpc_now_ms(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_REALTIME, &ts) != 0 || ts.tv_sec < 0) {
+		return 0;
+	}
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+const char *tkm_rpc_ctx_peer(const tkm_rpc_ctx *ctx)
+{
+	return ctx->peer != NULL ? ctx->peer : "";
+}
+
+const tkm_rpc_method *tkm_rpc_ctx_method(const tkm_rpc_ctx *ctx)
+{
+	return ctx->method;
+}
+
+tkm_rpc_who *tkm_rpc_ctx_who(tkm_rpc_ctx *ctx)
+{
+	return &ctx->who;
+}
+
+bool tkm_rpc_ctx_approved(const tkm_rpc_ctx *ctx)
+{
+	return ctx->approved;
+}
+
 static bool audited_method(const tkm_rpc_method *m)
 {
 	return (m->flags & TKM_RPC_F_READONLY) == 0 || (m->flags & TKM_RPC_F_SECRET) != 0;
@@ -148,8 +179,9 @@ static bool audited_method(const tkm_rpc_method *m)
 static void fill_rec(const tkm_rpc_ctx *ctx, tkm_audit_rec *rec, const char *target)
 {
 	memset(rec, 0, sizeof(*rec));
-	rec->principal = ctx->principal;
-	rec->role = ctx->role;
+	rec->principal = ctx->who.authenticated ? ctx->who.principal : NULL;
+	rec->role =
+	    ctx->who.authenticated && ctx->who.role_text[0] != '\0' ? ctx->who.role_text : NULL;
 	rec->method = ctx->method->name;
 	rec->target = target != NULL ? target : (ctx->target[0] != '\0' ? ctx->target : NULL);
 }
@@ -172,6 +204,31 @@ tkm_err tkm_rpc_commit(tkm_rpc_ctx *ctx, tkm_store_change_fn change, void *arg, 
 	err = tkm_store_write(ctx->rpc->env.store, change, arg, &rec, seq, why, why_len);
 	/* Written or not, the dispatcher must not add a second record of success. */
 	ctx->audited = err == TKM_OK;
+	return err;
+}
+
+tkm_err tkm_rpc_commit_outcome(tkm_rpc_ctx *ctx, tkm_store_change_fn change, void *arg,
+                               const char *target, const uint8_t *details, size_t details_len,
+                               const char *outcome_name, tkm_err code, char *why, size_t why_len)
+{
+	char wwhy[TKM_RPC_WHY_MAX] = "";
+	tkm_audit_rec rec;
+	tkm_err err;
+
+	if (ctx->audited) {
+		return tkm_why_fail(why, why_len, TKM_E_FAILED_PRECONDITION,
+		                    "%s: a request commits once", ctx->method->name);
+	}
+	fill_rec(ctx, &rec, target);
+	rec.outcome = outcome_name;
+	rec.error_code = code == TKM_OK ? NULL : tkm_err_wire_name(code);
+	rec.details = details;
+	rec.details_len = details_len;
+	err = tkm_store_write(ctx->rpc->env.store, change, arg, &rec, NULL, wwhy, sizeof(wwhy));
+	ctx->audited = err == TKM_OK;
+	if (err != TKM_OK) {
+		tkm_why_set(why, why_len, "the audit record could not be written: %s", wwhy);
+	}
 	return err;
 }
 
@@ -307,10 +364,20 @@ static tkm_err run(tkm_rpc_ctx *ctx, const tkm_rpc_method *m, const tkm_wire_req
 		goto out;
 	}
 	ctx->method = m;
+	if (rpc->env.gate != NULL) {
+		bool answered = false;
+
+		err = rpc->env.gate(rpc->env.gate_ctx, ctx, req->params, req->auth, result,
+		                    &answered, why, why_len);
+		if (err != TKM_OK || answered) {
+			goto finish;
+		}
+	}
 	err = m->handler(ctx, req->params, result, why, why_len);
 	if (audited_method(m) && !ctx->audited) {
 		err = audit_outcome(ctx, err, why, why_len);
 	}
+finish:
 	if (err != TKM_OK) {
 		goto out;
 	}
@@ -339,9 +406,31 @@ out:
 	return err;
 }
 
-tkm_err tkm_rpc_handle(tkm_rpc *rpc, const uint8_t *buf, size_t len, tkm_cbor_w **reply)
+tkm_err tkm_rpc_run_as(tkm_rpc_ctx *outer, const char *method, const tkm_cbor_val *params,
+                       const tkm_rpc_who *who, tkm_cbor_w *result, char *why, size_t why_len)
 {
-	tkm_rpc_ctx ctx = {.rpc = rpc};
+	tkm_rpc_ctx ctx = {.rpc = outer->rpc, .rid = outer->rid, .peer = outer->peer};
+	const tkm_rpc_method *m = lookup(outer->rpc, method);
+	tkm_err err;
+
+	if (m == NULL) {
+		return tkm_why_fail(why, why_len, TKM_E_FAILED_PRECONDITION,
+		                    "method '%s' is no longer served", method);
+	}
+	ctx.method = m;
+	ctx.who = *who;
+	ctx.approved = true;
+	err = m->handler(&ctx, params, result, why, why_len);
+	if (audited_method(m) && !ctx.audited) {
+		err = audit_outcome(&ctx, err, why, why_len);
+	}
+	return err;
+}
+
+tkm_err tkm_rpc_handle(tkm_rpc *rpc, const uint8_t *buf, size_t len, const char *peer,
+                       tkm_cbor_w **reply)
+{
+	tkm_rpc_ctx ctx = {.rpc = rpc, .peer = peer};
 	tkm_cbor_doc *doc = NULL;
 	tkm_wire_request req;
 	const tkm_rpc_method *m = NULL;
@@ -388,7 +477,8 @@ tkm_err tkm_rpc_handle(tkm_rpc *rpc, const uint8_t *buf, size_t len, tkm_cbor_w 
 		tkm_log_str(&line, "id", NULL);
 	}
 	tkm_log_str(&line, "method", req.method[0] != '\0' ? req.method : NULL);
-	tkm_log_str(&line, "principal", NULL);
+	tkm_log_str(&line, "principal", ctx.who.authenticated ? ctx.who.principal : NULL);
+	tkm_log_str(&line, "peer", peer);
 	tkm_log_str(&line, "outcome", err == TKM_OK ? "ok" : tkm_err_wire_name(err));
 	tkm_log_uint(&line, "latency_us", elapsed_us(&t0));
 	if (err != TKM_OK && tkm_log_enabled(TKM_LOG_DEBUG)) {

@@ -22,6 +22,27 @@
 
 typedef struct tkm_rpc tkm_rpc;
 typedef struct tkm_rpc_ctx tkm_rpc_ctx; /* one request in flight */
+typedef struct tkm_rpc_method tkm_rpc_method;
+
+#define TKM_RPC_PRINCIPAL_MAX 140
+#define TKM_RPC_ROLES_MAX     8
+
+/* Who sent a request, once the gate has authenticated it. */
+typedef struct tkm_rpc_who {
+	bool authenticated;
+	bool is_operator;                       /* else a device */
+	char principal[TKM_RPC_PRINCIPAL_MAX];  /* "operator:alice", "device:station-01" */
+	char role_text[TKM_RPC_ROLES_MAX * 33]; /* "admin,auditor" for the audit record */
+	int64_t operator_id;                    /* operators only */
+	bool must_change;                       /* the password must change first */
+	bool has_session;
+	uint8_t session_hash[32];
+	size_t nroles;
+	struct {
+		char role[33];
+		char scope[513]; /* comma-separated values bound to the assignment */
+	} roles[TKM_RPC_ROLES_MAX];
+} tkm_rpc_who;
 
 /*
  * A handler reads its checked params map and writes exactly one CBOR item,
@@ -39,17 +60,29 @@ typedef tkm_err (*tkm_rpc_handler)(tkm_rpc_ctx *ctx, const tkm_cbor_val *params,
 /* Read-only, but it hands out secrets (or the whole database): audited like a change. */
 #define TKM_RPC_F_SECRET (1u << 2)
 
-typedef struct tkm_rpc_method {
+struct tkm_rpc_method {
 	const char *name; /* "sys.ping" */
 	tkm_rpc_handler handler;
 	const char *permission; /* checked by the policy engine (a later issue) */
 	unsigned flags;         /* TKM_RPC_F_* */
-} tkm_rpc_method;
+};
 
 typedef struct tkm_rpc_table {
 	const tkm_rpc_method *methods;
 	size_t count;
 } tkm_rpc_table;
+
+/*
+ * The gate: authentication, authorization and dual control, in one place
+ * before any handler (service/tkm_gate.c). It fills the request's who, and
+ * returns TKM_OK to run the handler, or an error for the reply. It may
+ * answer the request itself (a dual-control request becomes a pending
+ * approval): then it writes the result, returns TKM_OK and sets *answered.
+ * The gate audits its own refusals.
+ */
+typedef tkm_err (*tkm_rpc_gate_fn)(void *gate, tkm_rpc_ctx *ctx, const tkm_cbor_val *params,
+                                   const tkm_cbor_val *auth, tkm_cbor_w *result, bool *answered,
+                                   char *why, size_t why_len);
 
 /* What handlers may use. Owned by the caller; must outlive the dispatcher. */
 typedef struct tkm_rpc_env {
@@ -57,8 +90,11 @@ typedef struct tkm_rpc_env {
 	tkm_store *store;            /* its writer is running */
 	const uint8_t *audit_pk;     /* the HSM audit key's Ed25519 public key (32 bytes) */
 	uint64_t audit_retention_ms; /* records younger than this are never archived */
-	tkm_cbor_limits limits;      /* for decoding requests */
-	size_t max_message_size;     /* largest reply; larger results become errors */
+	tkm_rpc_gate_fn gate;        /* NULL: every method runs unauthenticated (unit tests) */
+	void *gate_ctx;
+	void *auth;              /* tkm_auth, for the auth.* handlers */
+	tkm_cbor_limits limits;  /* for decoding requests */
+	size_t max_message_size; /* largest reply; larger results become errors */
 } tkm_rpc_env;
 
 /*
@@ -80,12 +116,28 @@ void tkm_rpc_free(tkm_rpc *rpc);
  * (TKM_E_NOMEM); the caller then drops the request. Thread-safe.
  */
 TKM_MUST_CHECK tkm_err tkm_rpc_handle(tkm_rpc *rpc, const uint8_t *req, size_t len,
-                                      tkm_cbor_w **reply);
+                                      const char *peer, tkm_cbor_w **reply);
+
+/*
+ * Run method with params as principal who, inside the request ctx (the
+ * approval of a dual-control request): the gate is not asked again, the
+ * method's own audit record names who, and its result goes to result.
+ */
+TKM_MUST_CHECK tkm_err tkm_rpc_run_as(tkm_rpc_ctx *ctx, const char *method,
+                                      const tkm_cbor_val *params, const tkm_rpc_who *who,
+                                      tkm_cbor_w *result, char *why, size_t why_len);
 
 /* For handlers. */
 const tkm_rpc_env *tkm_rpc_ctx_env(const tkm_rpc_ctx *ctx);
 uint64_t tkm_rpc_ctx_uptime_s(const tkm_rpc_ctx *ctx);
 uint64_t tkm_rpc_ctx_rid(const tkm_rpc_ctx *ctx); /* the server's sequence number */
+/* The wall clock in Unix milliseconds, as audit records and expiries use it. */
+uint64_t tkm_rpc_now_ms(void);
+
+const char *tkm_rpc_ctx_peer(const tkm_rpc_ctx *ctx); /* "192.0.2.7:50412", "ipc:pid=9" */
+const tkm_rpc_method *tkm_rpc_ctx_method(const tkm_rpc_ctx *ctx);
+tkm_rpc_who *tkm_rpc_ctx_who(tkm_rpc_ctx *ctx);    /* the gate fills it */
+bool tkm_rpc_ctx_approved(const tkm_rpc_ctx *ctx); /* running an approved request */
 
 /*
  * Audit: every method that is not TKM_RPC_F_READONLY, and every
@@ -108,6 +160,17 @@ uint64_t tkm_rpc_ctx_rid(const tkm_rpc_ctx *ctx); /* the server's sequence numbe
 TKM_MUST_CHECK tkm_err tkm_rpc_commit(tkm_rpc_ctx *ctx, tkm_store_change_fn change, void *arg,
                                       const char *target, const uint8_t *details,
                                       size_t details_len, uint64_t *seq, char *why, size_t why_len);
+
+/*
+ * As tkm_rpc_commit with another outcome: outcome_name ("denied", "error",
+ * "pending") and code's wire name as the error code (none for TKM_OK). For
+ * refusals that still change state (a failed login counts towards the
+ * lockout) and for the gate's own records; the handler then returns code.
+ */
+TKM_MUST_CHECK tkm_err tkm_rpc_commit_outcome(tkm_rpc_ctx *ctx, tkm_store_change_fn change,
+                                              void *arg, const char *target, const uint8_t *details,
+                                              size_t details_len, const char *outcome_name,
+                                              tkm_err code, char *why, size_t why_len);
 
 /* The target recorded when the handler fails before it commits (say, the key it was given). */
 void tkm_rpc_set_target(tkm_rpc_ctx *ctx, const char *target);

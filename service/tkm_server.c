@@ -363,17 +363,51 @@ static tkm_err start_listener(tkm_srv *srv, const tkm_config *cfg, const char *u
 	return TKM_OK;
 }
 
+/* Where a request came from, for the audit log: "192.0.2.7:50412", "[2001:db8::1]:443",
+ * "ipc:pid=812". */
+static void peer_of(nng_msg *msg, char *buf, size_t len)
+{
+	nng_pipe pipe = nng_msg_get_pipe(msg);
+	nng_sockaddr sa;
+	char ip[INET6_ADDRSTRLEN];
+	uint64_t pid = 0;
+	int r = -1;
+
+	buf[0] = '\0';
+	if (nng_pipe_get_addr(pipe, NNG_OPT_REMADDR, &sa) != 0) {
+		r = snprintf(buf, len, "unknown");
+	} else if (sa.s_family == NNG_AF_INET &&
+	           inet_ntop(AF_INET, &sa.s_in.sa_addr, ip, sizeof(ip)) != NULL) {
+		r = snprintf(buf, len, "%s:%u", ip, (unsigned)ntohs(sa.s_in.sa_port));
+	} else if (sa.s_family == NNG_AF_INET6 &&
+	           inet_ntop(AF_INET6, sa.s_in6.sa_addr, ip, sizeof(ip)) != NULL) {
+		r = snprintf(buf, len, "[%s]:%u", ip, (unsigned)ntohs(sa.s_in6.sa_port));
+	} else if (sa.s_family == NNG_AF_IPC &&
+	           nng_pipe_get_uint64(pipe, NNG_OPT_IPC_PEER_PID, &pid) == 0) {
+		r = snprintf(buf, len, "ipc:pid=%llu", (unsigned long long)pid);
+	} else if (sa.s_family == NNG_AF_IPC) {
+		r = snprintf(buf, len, "ipc");
+	} else {
+		r = snprintf(buf, len, "unknown");
+	}
+	if (r < 0 || (size_t)r >= len) {
+		buf[0] = '\0';
+	}
+}
+
 /* Handle one received request and send its reply; consumes msg. */
 static void serve(tkm_srv_worker *w, nng_msg *msg)
 {
 	tkm_srv *srv = w->srv;
 	tkm_cbor_w *reply = NULL;
+	char peer[80];
 	const uint8_t *p;
 	size_t len;
 	tkm_err err;
 	int rv;
 
-	err = tkm_rpc_handle(srv->rpc, nng_msg_body(msg), nng_msg_len(msg), &reply);
+	peer_of(msg, peer, sizeof(peer));
+	err = tkm_rpc_handle(srv->rpc, nng_msg_body(msg), nng_msg_len(msg), peer, &reply);
 	sodium_memzero(nng_msg_body(msg), nng_msg_len(msg));
 	nng_msg_clear(msg);
 	if (err == TKM_OK) {

@@ -576,3 +576,133 @@ tkm_err tkm_store_tx_policy_put(tkm_store_tx *tx, uint64_t version, const char *
 	}
 	return err;
 }
+
+/* ---- Approvals ---- */
+
+#define APPROVAL_COLUMNS                                                                           \
+	"id, method, params, target, initiator, created, expires, state, decided_by, decided, "    \
+	"error_code"
+
+typedef struct approval_cb {
+	tkm_err (*fn)(void *arg, const tkm_store_approval *a);
+	void *arg;
+	size_t limit, n;
+	bool more;
+} approval_cb;
+
+static bool col_copy_opt(sqlite3_stmt *s, int i, char *buf, size_t cap)
+{
+	if (sqlite3_column_type(s, i) == SQLITE_NULL) {
+		buf[0] = '\0';
+		return true;
+	}
+	return col_copy(s, i, buf, cap);
+}
+
+static tkm_err approval_row(sqlite3_stmt *s, void *arg)
+{
+	approval_cb *cb = arg;
+	tkm_store_approval a;
+
+	if (cb->limit != 0 && cb->n == cb->limit) {
+		cb->more = true;
+		return TKM_OK;
+	}
+	memset(&a, 0, sizeof(a));
+	a.id = sqlite3_column_int64(s, 0);
+	if (!col_copy(s, 1, a.method, sizeof(a.method)) ||
+	    sqlite3_column_type(s, 2) != SQLITE_BLOB ||
+	    !col_copy_opt(s, 3, a.target, sizeof(a.target)) ||
+	    !col_copy(s, 4, a.initiator, sizeof(a.initiator)) ||
+	    !col_copy(s, 7, a.state, sizeof(a.state)) ||
+	    !col_copy_opt(s, 8, a.decided_by, sizeof(a.decided_by)) ||
+	    !col_copy_opt(s, 10, a.error_code, sizeof(a.error_code))) {
+		return TKM_E_IO;
+	}
+	a.params = sqlite3_column_blob(s, 2);
+	a.params_len = (size_t)sqlite3_column_bytes(s, 2);
+	a.created_ms = col_u64(s, 5);
+	a.expires_ms = col_u64(s, 6);
+	a.decided_ms = col_u64(s, 9);
+	cb->n++;
+	return cb->fn(cb->arg, &a);
+}
+
+tkm_err tkm_store_tx_approval_insert(tkm_store_tx *tx, const tkm_store_approval *a, int64_t *id,
+                                     char *why, size_t why_len)
+{
+	tkm_store_val v[] = {V_TEXT(a->method),        V_BLOB(a->params, a->params_len),
+	                     {.type = TKM_STORE_NULL}, V_TEXT(a->initiator),
+	                     V_INT(a->created_ms),     V_INT(a->expires_ms)};
+	tkm_err err;
+
+	if (a->target[0] != '\0') {
+		v[2].type = TKM_STORE_TEXT;
+		v[2].p = a->target;
+		v[2].len = strlen(a->target);
+	}
+	err = tkm_store_tx_exec(tx,
+	                        "INSERT INTO approval (method, params, target, initiator, created, "
+	                        "expires, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending')",
+	                        v, 6, why, why_len);
+	if (err == TKM_OK) {
+		*id = sqlite3_last_insert_rowid(tx->db);
+	}
+	return err;
+}
+
+tkm_err tkm_store_tx_approval_decide(tkm_store_tx *tx, int64_t id, const char *from, const char *to,
+                                     const char *by, uint64_t now_ms, const char *error_code,
+                                     char *why, size_t why_len)
+{
+	tkm_store_val v[] = {V_INT(id),  V_TEXT(from),  V_TEXT(to),
+	                     V_TEXT(by), V_INT(now_ms), {.type = TKM_STORE_NULL}};
+	tkm_err err;
+
+	if (error_code != NULL) {
+		v[5].type = TKM_STORE_TEXT;
+		v[5].p = error_code;
+		v[5].len = strlen(error_code);
+	}
+	err = tkm_store_tx_exec(tx,
+	                        "UPDATE approval SET state = ?3, decided_by = ?4, decided = ?5, "
+	                        "error_code = ?6 WHERE id = ?1 AND state = ?2",
+	                        v, 6, why, why_len);
+	if (err == TKM_OK && sqlite3_changes(tx->db) == 0) {
+		err = tkm_why_fail(why, why_len, TKM_E_CONFLICT, "request %lld is no longer %s",
+		                   (long long)id, from);
+	}
+	return err;
+}
+
+tkm_err tkm_store_approval_get(tkm_store *st, int64_t id,
+                               tkm_err (*fn)(void *arg, const tkm_store_approval *a), void *arg,
+                               char *why, size_t why_len)
+{
+	const tkm_store_val v[] = {V_INT(id)};
+	approval_cb cb = {fn, arg, 0, 0, false};
+
+	return query(st, "SELECT " APPROVAL_COLUMNS " FROM approval WHERE id = ?1", v, 1,
+	             approval_row, &cb, why, why_len);
+}
+
+tkm_err tkm_store_approval_page(tkm_store *st, int64_t after, const char *state, size_t limit,
+                                tkm_err (*fn)(void *arg, const tkm_store_approval *a), void *arg,
+                                bool *more, char *why, size_t why_len)
+{
+	tkm_store_val v[] = {V_INT(after), {.type = TKM_STORE_NULL}, V_INT(limit + 1)};
+	approval_cb cb = {fn, arg, limit, 0, false};
+	tkm_err err;
+
+	if (state != NULL) {
+		v[1].type = TKM_STORE_TEXT;
+		v[1].p = state;
+		v[1].len = strlen(state);
+	}
+	err = query(st,
+	            "SELECT " APPROVAL_COLUMNS " FROM approval WHERE id > ?1 AND (?2 IS NULL OR "
+	            "state = ?2) ORDER BY id LIMIT ?3",
+	            v, 3, approval_row, &cb, why, why_len);
+	*more = cb.more;
+	return err == TKM_E_NOT_FOUND ? TKM_OK : err;
+}

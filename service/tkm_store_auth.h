@@ -144,4 +144,48 @@ TKM_MUST_CHECK tkm_err tkm_store_tx_policy_put(tkm_store_tx *tx, uint64_t versio
                                                uint64_t now_ms, const char *applied_by, char *why,
                                                size_t why_len);
 
+/* ---- Dual-control requests ---- */
+
+#define TKM_STORE_METHOD_MAX 64
+
+typedef struct tkm_store_approval {
+	int64_t id;
+	char method[TKM_STORE_METHOD_MAX + 1];
+	const uint8_t *params; /* the request's params map, as sent; valid during a callback */
+	size_t params_len;
+	char target[TKM_STORE_PRINCIPAL_MAX + 1];
+	char initiator[TKM_STORE_PRINCIPAL_MAX + 1];
+	uint64_t created_ms;
+	uint64_t expires_ms;
+	char state[16]; /* pending, approved, rejected, executed, failed */
+	char decided_by[TKM_STORE_PRINCIPAL_MAX + 1];
+	uint64_t decided_ms;
+	char error_code[32];
+} tkm_store_approval;
+
+/* Insert a pending request; *id gets its id. */
+TKM_MUST_CHECK tkm_err tkm_store_tx_approval_insert(tkm_store_tx *tx, const tkm_store_approval *a,
+                                                    int64_t *id, char *why, size_t why_len);
+
+/*
+ * Move a request from state `from` to `to`, recording who decided, when, and
+ * an error code (NULL for none). TKM_E_CONFLICT when it is no longer in `from`.
+ */
+TKM_MUST_CHECK tkm_err tkm_store_tx_approval_decide(tkm_store_tx *tx, int64_t id, const char *from,
+                                                    const char *to, const char *by, uint64_t now_ms,
+                                                    const char *error_code, char *why,
+                                                    size_t why_len);
+
+/* One request by id (fn sees it with its params); TKM_E_NOT_FOUND if none. */
+TKM_MUST_CHECK tkm_err tkm_store_approval_get(tkm_store *st, int64_t id,
+                                              tkm_err (*fn)(void *arg, const tkm_store_approval *a),
+                                              void *arg, char *why, size_t why_len);
+
+/* Requests with id > after, newest last; only those in state (NULL: all). */
+TKM_MUST_CHECK tkm_err tkm_store_approval_page(tkm_store *st, int64_t after, const char *state,
+                                               size_t limit,
+                                               tkm_err (*fn)(void *arg,
+                                                             const tkm_store_approval *a),
+                                               void *arg, bool *more, char *why, size_t why_len);
+
 #endif /* TKM_STORE_AUTH_H */

@@ -22,7 +22,9 @@
 #include <sodium.h>
 
 #include "tkm/client.h"
+#include "tkm_auth.h"
 #include "tkm_bootstrap.h"
+#include "tkm_gate.h"
 #include "tkm_cbor.h"
 #include "tkm_config.h"
 #include "tkm_hsm.h"
@@ -45,7 +47,7 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: tkmd --config FILE [--check-config | --init]\n"
+	fprintf(f, "usage: tkmd --config FILE [--check-config | --init [--first-operators LIST]]\n"
 	           "       tkmd --help | --version\n"
 	           "\n"
 	           "  --config FILE    read the configuration from FILE "
@@ -53,7 +55,13 @@ static void usage(FILE *f)
 	           "  --check-config   check FILE and exit: 0 when valid, 2 when not\n"
 	           "  --init           once, on an empty database and HSM token: make the\n"
 	           "                   master keys and the audit signing key, start the audit\n"
-	           "                   log, write the audit public key file, and exit\n"
+	           "                   log, store the default policy, create the first two\n"
+	           "                   security officers and the first admin, print their\n"
+	           "                   one-time passwords, write the audit public key file,\n"
+	           "                   and exit\n"
+	           "  --first-operators SO1,SO2,ADMIN\n"
+	           "                   with --init: their usernames (default\n"
+	           "                   officer1,officer2,admin)\n"
 	           "  --help           show this help\n"
 	           "  --version        show the version\n"
 	           "\n"
@@ -181,8 +189,37 @@ static void report_init(const tkm_config *cfg, const tkm_bootstrap_keys *keys)
 	printf("  audit public key file %s\n", cfg->audit_public_key_file);
 	printf("  first audit record    %llu (system.init), signed\n",
 	       (unsigned long long)keys->init_seq);
+	printf("First operators (one-time passwords, shown only now; each must be changed at\n"
+	       "the first login with tkmctl login):\n");
+	for (size_t i = 0; i < TKM_BOOTSTRAP_PEOPLE; i++) {
+		printf("  %-20s %-18s %s\n", keys->people[i].username, keys->people[i].role,
+		       keys->people[i].otp != NULL ? keys->people[i].otp : "?");
+	}
 	printf("Keep a copy of the public key file away from this host: tkmctl audit verify\n"
 	       "--db FILE --pubkey FILE checks any copy of the database against it.\n");
+	fflush(stdout);
+}
+
+/* Split "a,b,c" in place into exactly TKM_BOOTSTRAP_PEOPLE names; -1 otherwise. */
+static int split_names(char *list, const char *names[TKM_BOOTSTRAP_PEOPLE])
+{
+	size_t n = 0;
+	char *p = list;
+
+	for (;;) {
+		char *comma = strchr(p, ',');
+
+		if (n == TKM_BOOTSTRAP_PEOPLE || *p == '\0' || p == comma) {
+			return -1;
+		}
+		names[n++] = p;
+		if (comma == NULL) {
+			break;
+		}
+		*comma = '\0';
+		p = comma + 1;
+	}
+	return n == TKM_BOOTSTRAP_PEOPLE ? 0 : -1;
 }
 
 /* Block until SIGTERM or SIGINT; returns the signal's name. */
@@ -206,13 +243,21 @@ int main(int argc, char **argv)
 	static const tkm_rpc_table *const tables[] = {
 		&tkm_methods_sys,
 		&tkm_methods_audit,
+		&tkm_methods_auth,
+		&tkm_methods_approval,
 #if TKM_TEST_METHODS
 		&tkm_methods_debug,
 #endif
 	};
 	const char *config_path = NULL;
 	bool check_only = false, init = false;
+	char first_ops[3 * 70] = "officer1,officer2,admin";
+	const char *first[TKM_BOOTSTRAP_PEOPLE];
 	tkm_bootstrap_keys keys;
+	tkm_auth_cfg acfg;
+	tkm_auth *auth = NULL;
+	tkm_gate *gate = NULL;
+	tkm_gate_cfg gcfg;
 	tkm_bootstrap_writer wc;
 	tkm_config *cfg = NULL;
 	tkm_store *store = NULL;
@@ -228,6 +273,7 @@ int main(int argc, char **argv)
 	tkm_err err;
 	int status = TKMD_EXIT_RUNTIME;
 
+	memset(&keys, 0, sizeof(keys));
 	if (disable_core_dumps() != 0) {
 		fprintf(stderr, "tkmd: cannot disable core dumps: %s\n", strerror(errno));
 		return TKMD_EXIT_RUNTIME;
@@ -253,6 +299,13 @@ int main(int argc, char **argv)
 			check_only = true;
 		} else if (strcmp(argv[i], "--init") == 0) {
 			init = true;
+		} else if (strcmp(argv[i], "--first-operators") == 0 && i + 1 < argc) {
+			int r = snprintf(first_ops, sizeof(first_ops), "%s", argv[++i]);
+
+			if (r < 0 || (size_t)r >= sizeof(first_ops)) {
+				fprintf(stderr, "tkmd: --first-operators is too long\n");
+				return TKMD_EXIT_USAGE;
+			}
 		} else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
 			config_path = argv[++i];
 		} else if (strncmp(argv[i], "--config=", 9) == 0 && argv[i][9] != '\0') {
@@ -291,6 +344,10 @@ int main(int argc, char **argv)
 		                   "audit log with the HSM from its first request",
 		                   config_path);
 	}
+	if (err == TKM_OK && split_names(first_ops, first) != 0) {
+		err = tkm_why_fail(why, sizeof(why), TKM_E_CONFIG,
+		                   "--first-operators takes three usernames: SO1,SO2,ADMIN");
+	}
 	if (err == TKM_OK && check_only && init) {
 		err = tkm_why_fail(why, sizeof(why), TKM_E_CONFIG,
 		                   "--check-config and --init do not go together");
@@ -326,11 +383,33 @@ int main(int argc, char **argv)
 		status = exit_for(err);
 		goto out;
 	}
+	tkm_auth_cfg_default(&acfg);
+	acfg.min_length = cfg->auth_password_min_length;
+	acfg.history = cfg->auth_password_history;
+	acfg.max_age_s = (uint64_t)cfg->auth_password_max_age_days * 86400u;
+	acfg.max_failed = (uint32_t)cfg->auth_max_failed_logins;
+	acfg.lockout_s = cfg->auth_lockout_s;
+	acfg.idle_s = cfg->auth_session_idle_s;
+	acfg.lifetime_s = cfg->auth_session_lifetime_s;
+	acfg.opslimit = cfg->auth_argon2_opslimit;
+	acfg.memlimit = (size_t)cfg->auth_argon2_memlimit_kib * 1024u;
+	acfg.common_file = cfg->auth_common_passwords_file;
+	err = tkm_auth_new(&acfg, store, &auth, why, sizeof(why));
+	if (err != TKM_OK) {
+		log_fail("cannot set up password checking", err, why);
+		status = exit_for(err);
+		goto out;
+	}
+	if (cfg->auth_lockout_s < 1800) {
+		tkm_log_msg(
+		    TKM_LOG_WARN,
+		    "auth.lockout_seconds is below the 30 minutes PCI DSS v4 8.3.4 requires", NULL);
+	}
 	wc.checkpoint_every = cfg->audit_checkpoint_every;
 	wc.checkpoint_interval_ms = (uint32_t)(cfg->audit_checkpoint_interval_s * 1000u);
 	if (init) {
-		err = tkm_bootstrap_init(hsm, store, &wc, cfg->audit_public_key_file, &keys, why,
-		                         sizeof(why));
+		err = tkm_bootstrap_init(hsm, store, auth, &wc, cfg->audit_public_key_file,
+		                         tkm_gate_default_policy, first, &keys, why, sizeof(why));
 		if (err != TKM_OK) {
 			log_fail("initialisation refused", err, why);
 			status = err == TKM_E_ALREADY_EXISTS ? TKMD_EXIT_USAGE : TKMD_EXIT_RUNTIME;
@@ -352,7 +431,20 @@ int main(int argc, char **argv)
 	memset(&env, 0, sizeof(env));
 	env.hsm = hsm;
 	env.store = store;
+	memset(&gcfg, 0, sizeof(gcfg));
+	gcfg.signature_window_s = cfg->auth_signature_window_s;
+	gcfg.approval_ttl_s = cfg->auth_approval_ttl_s;
+	gcfg.nonce_entries = 1u << 20;
+	err = tkm_gate_new(&gcfg, store, auth, &gate, why, sizeof(why));
+	if (err != TKM_OK) {
+		log_fail("cannot load the policy; refusing to start", err, why);
+		status = exit_for(err);
+		goto out;
+	}
 	env.audit_pk = keys.audit_pk;
+	env.gate = tkm_gate_check;
+	env.gate_ctx = gate;
+	env.auth = auth;
 	env.audit_retention_ms = (uint64_t)cfg->audit_retention_days * 86400000u;
 	env.limits.max_depth = cfg->max_depth;
 	env.limits.max_str_len = cfg->max_string_length;
@@ -385,8 +477,11 @@ int main(int argc, char **argv)
 out:
 	tkm_srv_stop(srv);
 	tkm_rpc_free(rpc);
+	tkm_gate_free(gate);
+	tkm_bootstrap_keys_wipe(&keys);
 	/* The writer signs the tail of the audit log as it stops: store before HSM. */
 	tkm_store_close(store);
+	tkm_auth_free(auth);
 	tkm_hsm_close(hsm);
 	tkm_config_free(cfg);
 	if (stopped) {

@@ -28,7 +28,28 @@
 #include "tkm_testenv.h"
 
 static tkm_testenv *env;
-static tkm_client *cli;
+static tkm_client *cli; /* the auditor: reads the log */
+static tkm_client *adm; /* the admin: checkpoints, backups, archives */
+
+/* Log in (again, after a restart) as the auditor and the admin. */
+static bool log_in(void)
+{
+	tkm_client_close(cli);
+	tkm_client_close(adm);
+	cli = NULL;
+	adm = NULL;
+	return tkm_testenv_login(env, "auditor1", &cli) == TKM_OK &&
+	       tkm_testenv_login(env, "admin", &adm) == TKM_OK;
+}
+
+/* Reading the log is the auditor's; the rest the admin's (policy/default.policy). */
+static tkm_client *client_for(const char *method)
+{
+	return strcmp(method, "audit.list") == 0 || strcmp(method, "audit.verify") == 0 ||
+	               strcmp(method, "audit.public_key") == 0
+	           ? cli
+	           : adm;
+}
 static uint8_t pk[TKM_AUDIT_PK_LEN];
 
 static void path_in(const tkm_testenv *e, char *buf, size_t len, const char *name)
@@ -53,7 +74,7 @@ static tkm_err call(const char *method, tkm_cbor_w *params, tkm_cbor_doc **doc, 
 	if (params != NULL && tkm_cbor_w_finish(params, &p, &n) != TKM_OK) {
 		return TKM_E_INTERNAL;
 	}
-	err = tkm_call_raw(cli, method, p, n, 30000, st, &res, &rlen);
+	err = tkm_call_raw(client_for(method), method, p, n, 30000, st, &res, &rlen);
 	if (err == TKM_OK) {
 		err = tkm_cbor_decode(res, rlen, &lim, doc, NULL, 0);
 		tkm_free(res, rlen);
@@ -360,9 +381,16 @@ static void test_archive(void)
 	(void)list_all(1000, &first, &last, &pages);
 	CHECK(first == through1 + 1);
 
-	/* Nothing new is signed yet beyond the cut: a second archive has nothing to take. */
+	/* Nothing older than a cut-off before the first record: nothing to take, no file. */
 	path_in(env, a3, sizeof(a3), "archive-none.db");
 	w = path_params(a3);
+	tkm_cbor_w_free(w);
+	CHECK(tkm_cbor_w_new(8192, &w) == TKM_OK);
+	tkm_cbor_put_map(w, 2);
+	tkm_cbor_put_cstr(w, "path");
+	tkm_cbor_put_cstr(w, a3);
+	tkm_cbor_put_cstr(w, "before_ms");
+	tkm_cbor_put_uint(w, 1);
 	CHECK_EQ_INT(call("audit.archive", w, &doc, &st), TKM_E_FAILED_PRECONDITION);
 	tkm_cbor_w_free(w);
 	CHECK(access(a3, F_OK) != 0);
@@ -444,7 +472,7 @@ static int tkmctl(const char *out, const char *const *args, size_t nargs)
 /* The operator's path: tkmctl backup, then tkmctl audit verify --db on the copy. */
 static void test_tkmctl(void)
 {
-	char backup[400], pubfile[400], out[400], *text;
+	char backup[400], pubfile[400], out[400], session[400], *text;
 	const char *backup_args[] = {"backup", backup};
 	const char *verify_args[] = {"audit", "verify", "--db", backup, "--pubkey", pubfile};
 	const char *live_args[] = {"audit", "verify"};
@@ -454,11 +482,16 @@ static void test_tkmctl(void)
 	path_in(env, backup, sizeof(backup), "tkmctl-backup.db");
 	path_in(env, pubfile, sizeof(pubfile), "tkm.db.audit-key.pub");
 	path_in(env, out, sizeof(out), "tkmctl.out");
+	path_in(env, session, sizeof(session), "tkmctl.session");
+	/* Backups are the admin's; reading the log the auditor's. */
+	CHECK_EQ_INT(tkm_testenv_session_file(env, "admin", session), TKM_OK);
 	CHECK_EQ_INT(tkmctl(out, backup_args, 2), 0);
+	CHECK_EQ_INT(tkmctl(out, live_args, 2), 1);
 	CHECK_EQ_INT(tkmctl(out, verify_args, 6), 0);
 	text = tkm_testenv_read_file(out, NULL);
 	CHECK(text != NULL && strstr(text, "audit chain ok") != NULL);
 	free(text);
+	CHECK_EQ_INT(tkm_testenv_session_file(env, "auditor1", session), TKM_OK);
 	CHECK_EQ_INT(tkmctl(out, live_args, 2), 0);
 	CHECK_EQ_INT(tkmctl(out, export_args, 4), 0);
 	text = tkm_testenv_read_file(out, NULL);
@@ -476,11 +509,15 @@ static void test_tkmctl(void)
 
 static void test_restart(uint64_t want_first)
 {
+	tkm_cbor_doc *doc = NULL;
+	tkm_status st;
 	tkm_audit_report rep;
 	char db[400], why[256];
 
 	tkm_client_close(cli);
+	tkm_client_close(adm);
 	cli = NULL;
+	adm = NULL;
 	CHECK_EQ_INT(tkm_testenv_stop(env, SIGTERM), 0);
 	/* A clean stop leaves system.stop signed. */
 	path_in(env, db, sizeof(db), "tkm.db");
@@ -488,7 +525,10 @@ static void test_restart(uint64_t want_first)
 	CHECK_EQ_INT(rep.fault, TKM_AUDIT_FAULT_NONE);
 	CHECK(rep.unsigned_tail == 0);
 	CHECK_EQ_INT(tkm_testenv_start(env, NULL, "audit = { retention_days = 0; };"), TKM_OK);
-	CHECK_EQ_INT(tkm_testenv_client(tkm_testenv_ipc_url(env), &cli), TKM_OK);
+	/* Idle clocks live in tkmd's memory: after a restart everyone logs in again. */
+	CHECK(log_in());
+	CHECK_EQ_INT(call("audit.verify", NULL, &doc, &st), TKM_OK);
+	tkm_cbor_doc_free(doc);
 	verify_live(want_first);
 	CHECK(count_method("system.stop", "ok") == 1);
 }
@@ -541,7 +581,8 @@ int main(void)
 	/* Retention 0: every signed record may be archived, so the test need not wait years. */
 	if (tkm_testenv_start(env, NULL,
 	                      "audit = { retention_days = 0; checkpoint_every = 4; };") != TKM_OK ||
-	    tkm_testenv_client(tkm_testenv_ipc_url(env), &cli) != TKM_OK) {
+	    tkm_testenv_add_operator(env, "admin", "officer1", "auditor1", "auditor") != TKM_OK ||
+	    !log_in()) {
 		tkm_testenv_free(env);
 		return 1;
 	}
@@ -555,6 +596,7 @@ int main(void)
 	test_restart(first);
 	test_wrong_token();
 	tkm_client_close(cli);
+	tkm_client_close(adm);
 	tkm_testenv_free(env);
 	return tkm_test_report("service_audit");
 }

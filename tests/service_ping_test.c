@@ -96,13 +96,14 @@ static void ping_storm(tkm_client *client, unsigned nthreads, unsigned npings)
 	       (double)(tkm_testenv_now_us() - t0) / 1e6);
 }
 
-static void check_ping_and_info(const char *url)
+static void check_ping_and_info(tkm_testenv *env, const char *url)
 {
 	tkm_client *c = NULL;
 	tkm_status st;
 	tkm_ping_result pr;
 	tkm_server_info info;
 	time_t now = time(NULL);
+	uint8_t token[32];
 	size_t ml;
 
 	CHECK_EQ_INT(tkm_testenv_client(url, &c), TKM_OK);
@@ -115,7 +116,11 @@ static void check_ping_and_info(const char *url)
 	CHECK(pr.pong);
 	CHECK(pr.time >= (int64_t)now - 5 && pr.time <= (int64_t)now + 5);
 
+	/* sys.info needs a principal: refused without a session, answered with one. */
 	memset(&info, 0, sizeof(info));
+	CHECK_EQ_INT(tkm_info(c, 0, &st, &info), TKM_E_UNAUTHENTICATED);
+	CHECK_EQ_INT(tkm_testenv_token(env, "officer1", token), TKM_OK);
+	CHECK_EQ_INT(tkm_client_use_session(c, token, &st), TKM_OK);
 	CHECK_EQ_INT(tkm_info(c, 0, &st, &info), TKM_OK);
 	CHECK(info.server_version[0] != '\0');
 	CHECK_EQ_INT(info.protocol_version, 1);
@@ -147,8 +152,14 @@ int main(void)
 		goto out;
 	}
 
-	check_ping_and_info(tkm_testenv_ipc_url(env));
-	check_ping_and_info(tkm_testenv_tcp_url(env));
+	{
+		tkm_client *officer = NULL;
+
+		CHECK_EQ_INT(tkm_testenv_login(env, "officer1", &officer), TKM_OK);
+		tkm_client_close(officer);
+	}
+	check_ping_and_info(env, tkm_testenv_ipc_url(env));
+	check_ping_and_info(env, tkm_testenv_tcp_url(env));
 
 	/* 16 threads x 1,000 pings over IPC on one shared client. */
 	CHECK_EQ_INT(tkm_testenv_client(tkm_testenv_ipc_url(env), &c), TKM_OK);

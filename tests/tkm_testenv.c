@@ -7,6 +7,7 @@
  * mkdtemp() directory that it removes at the end.
  */
 #include "tkm_testenv.h"
+#include "tkm_cbor.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -26,6 +27,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #ifndef TKM_TKMD_TEST_PATH
 #error "TKM_TKMD_TEST_PATH (the tkmd-test binary) must be defined by the build"
 #endif
@@ -36,9 +39,10 @@
 #define TKM_SOFTHSM_MODULE "/usr/lib/softhsm/libsofthsm2.so"
 #endif
 
-#define TESTENV_READY_MS 15000
-#define TESTENV_STOP_MS  20000
-#define TESTENV_NPORTS   3
+#define TESTENV_READY_MS  15000
+#define TESTENV_STOP_MS   20000
+#define TESTENV_NPORTS    3
+#define TESTENV_OPERATORS 16
 
 extern char **environ;
 
@@ -52,6 +56,13 @@ struct tkm_testenv {
 	char **envp;                    /* environ with our SOFTHSM2_CONF */
 	pid_t pid;                      /* running tkmd-test, or -1 */
 	int exit_status;                /* of the last tkmd that exited by itself */
+	struct {
+		char username[64];
+		char password[64]; /* test passwords: not secret */
+		uint8_t token[32];
+		bool has_token;
+	} ops[TESTENV_OPERATORS];
+	size_t nops;
 };
 
 /* ---- Small helpers ---- */
@@ -237,8 +248,12 @@ static bool testenv_pick_ports(uint16_t ports[TESTENV_NPORTS])
 	return ok;
 }
 
-/* environ without SOFTHSM2_CONF, plus ours. */
-static char **testenv_make_envp(const char *softhsm_conf)
+/*
+ * environ without SOFTHSM2_CONF and TKM_SESSION_FILE, plus ours: tkmctl run
+ * by a test uses DIR/tkmctl.session (tkm_testenv_session_file writes it),
+ * never the session file of the person running the tests.
+ */
+static char **testenv_make_envp(const char *dir, const char *softhsm_conf)
 {
 	size_t n = 0, j = 0;
 	char **envp;
@@ -246,20 +261,24 @@ static char **testenv_make_envp(const char *softhsm_conf)
 	while (environ != NULL && environ[n] != NULL) {
 		n++;
 	}
-	if ((envp = calloc(n + 2, sizeof(*envp))) == NULL) {
+	if ((envp = calloc(n + 3, sizeof(*envp))) == NULL) {
 		return NULL;
 	}
 	for (size_t i = 0; i < n; i++) {
-		if (strncmp(environ[i], "SOFTHSM2_CONF=", 14) == 0) {
+		if (strncmp(environ[i], "SOFTHSM2_CONF=", 14) == 0 ||
+		    strncmp(environ[i], "TKM_SESSION_FILE=", 17) == 0) {
 			continue;
 		}
 		envp[j++] = environ[i];
 	}
-	/* The one string this array owns; freed in tkm_testenv_free(). */
-	if ((envp[j] = testenv_aprintf("SOFTHSM2_CONF=%s", softhsm_conf)) == NULL) {
+	/* The two strings this array owns; freed in tkm_testenv_free(). */
+	if ((envp[j] = testenv_aprintf("SOFTHSM2_CONF=%s", softhsm_conf)) == NULL ||
+	    (envp[j + 1] = testenv_aprintf("TKM_SESSION_FILE=%s/tkmctl.session", dir)) == NULL) {
+		free(envp[j]);
 		free(envp);
 		return NULL;
 	}
+	j++;
 	envp[j + 1] = NULL;
 	return envp;
 }
@@ -272,7 +291,8 @@ static void testenv_free_envp(char **envp)
 		return;
 	}
 	for (i = 0; envp[i] != NULL; i++) {
-		if (strncmp(envp[i], "SOFTHSM2_CONF=", 14) == 0) {
+		if (strncmp(envp[i], "SOFTHSM2_CONF=", 14) == 0 ||
+		    strncmp(envp[i], "TKM_SESSION_FILE=", 17) == 0) {
 			free(envp[i]);
 		}
 	}
@@ -413,7 +433,7 @@ tkm_err tkm_testenv_new(tkm_testenv **out)
 	    !testenv_write_file(env->softhsm_conf, text)) {
 		goto out;
 	}
-	if ((env->envp = testenv_make_envp(env->softhsm_conf)) == NULL) {
+	if ((env->envp = testenv_make_envp(env->dir, env->softhsm_conf)) == NULL) {
 		err = TKM_E_NOMEM;
 		goto out;
 	}
@@ -530,20 +550,26 @@ char *tkm_testenv_config(const tkm_testenv *env, const char *listen, const char 
 		}
 		listen = dflt;
 	}
-	text = testenv_aprintf("# tkmd configuration made by the test harness\n"
-	                       "listen = [%s];\n"
-	                       "workers = 8;\n"
-	                       "log_level = \"info\";\n"
-	                       "hsm = {\n"
-	                       "  module = \"%s\";\n"
-	                       "  token = \"pkcs11:token=tkm\";\n"
-	                       "  pin_file = \"%s/hsm-user.pin\";\n"
-	                       "};\n"
-	                       "database = {\n"
-	                       "  path = \"%s/tkm.db\";\n"
-	                       "};\n"
-	                       "%s\n",
-	                       listen, TKM_SOFTHSM_MODULE, env->dir, env->dir, extra ? extra : "");
+	text =
+	    testenv_aprintf("# tkmd configuration made by the test harness\n"
+	                    "listen = [%s];\n"
+	                    "workers = 8;\n"
+	                    "log_level = \"info\";\n"
+	                    "hsm = {\n"
+	                    "  module = \"%s\";\n"
+	                    "  token = \"pkcs11:token=tkm\";\n"
+	                    "  pin_file = \"%s/hsm-user.pin\";\n"
+	                    "};\n"
+	                    "database = {\n"
+	                    "  path = \"%s/tkm.db\";\n"
+	                    "};\n"
+	                    "%s\n"
+	                    "%s\n",
+	                    listen, TKM_SOFTHSM_MODULE, env->dir, env->dir, extra ? extra : "",
+	                    /* Cheap Argon2id unless the test sets its own auth group. */
+	                    extra != NULL && strstr(extra, "auth") != NULL
+	                        ? ""
+	                        : "auth = { argon2_opslimit = 1; argon2_memlimit_kib = 8192; };");
 	free(dflt);
 	return text;
 }
@@ -757,4 +783,295 @@ long tkm_testenv_rss_kib(const tkm_testenv *env)
 	}
 	free(text);
 	return kib;
+}
+
+/* ---- Operators ---- */
+
+/* The slot of username, made if new; NULL when full. */
+static size_t testenv_op(tkm_testenv *env, const char *username)
+{
+	for (size_t i = 0; i < env->nops; i++) {
+		if (strcmp(env->ops[i].username, username) == 0) {
+			return i;
+		}
+	}
+	if (env->nops == TESTENV_OPERATORS || strlen(username) >= sizeof(env->ops[0].username)) {
+		return SIZE_MAX;
+	}
+	memset(&env->ops[env->nops], 0, sizeof(env->ops[0]));
+	memcpy(env->ops[env->nops].username, username, strlen(username) + 1);
+	return env->nops++;
+}
+
+/* The one-time password tkmd --init printed for username (DIR/init.out). */
+static bool testenv_init_otp(const tkm_testenv *env, const char *username, char *buf, size_t cap)
+{
+	char path[320], *text, *line;
+	bool found = false;
+
+	if (!testenv_fmt(path, sizeof(path), "%s/init.out", env->dir) ||
+	    (text = tkm_testenv_read_file(path, NULL)) == NULL) {
+		return false;
+	}
+	for (line = strtok(text, "\n"); line != NULL && !found; line = strtok(NULL, "\n")) {
+		char user[64], role[64], otp[64];
+
+		if (sscanf(line, " %63s %63s %63s", user, role, otp) == 3 &&
+		    strcmp(user, username) == 0 && strlen(otp) < cap) {
+			memcpy(buf, otp, strlen(otp) + 1);
+			found = true;
+		}
+	}
+	free(text);
+	return found;
+}
+
+tkm_err tkm_testenv_set_password(tkm_testenv *env, const char *username, const char *password)
+{
+	size_t i = testenv_op(env, username);
+
+	if (i == SIZE_MAX || strlen(password) >= sizeof(env->ops[0].password)) {
+		return TKM_E_INVALID_ARG;
+	}
+	memcpy(env->ops[i].password, password, strlen(password) + 1);
+	return TKM_OK;
+}
+
+/* Call method on c with a map of n text pairs; *doc gets the decoded result. */
+static tkm_err testenv_call(tkm_client *c, const char *method, const char *const *kv, size_t n,
+                            tkm_cbor_doc **doc, tkm_status *st)
+{
+	tkm_cbor_limits lim = tkm_cbor_default_limits();
+	tkm_cbor_w *w = NULL;
+	const uint8_t *p;
+	uint8_t *res = NULL;
+	size_t len = 0, rlen = 0;
+	tkm_err err;
+
+	*doc = NULL;
+	if ((err = tkm_cbor_w_new(4096, &w)) != TKM_OK) {
+		return err;
+	}
+	tkm_cbor_put_map(w, n);
+	for (size_t i = 0; i < n; i++) {
+		tkm_cbor_put_cstr(w, kv[2 * i]);
+		tkm_cbor_put_cstr(w, kv[2 * i + 1]);
+	}
+	err = tkm_cbor_w_finish(w, &p, &len);
+	if (err == TKM_OK) {
+		err = tkm_call_raw(c, method, p, len, 30000, st, &res, &rlen);
+	}
+	if (err == TKM_OK) {
+		err = tkm_cbor_decode(res, rlen, &lim, doc, NULL, 0);
+		tkm_free(res, rlen);
+	}
+	tkm_cbor_w_free(w);
+	return err;
+}
+
+tkm_err tkm_testenv_login(tkm_testenv *env, const char *username, tkm_client **out)
+{
+	char otp[64];
+	size_t i = testenv_op(env, username);
+	tkm_client *c = NULL;
+	tkm_cbor_doc *doc = NULL;
+	tkm_status st;
+	const uint8_t *tok = NULL;
+	size_t tok_len = 0;
+	bool must_change = false;
+	tkm_err err;
+
+	*out = NULL;
+	if (i == SIZE_MAX) {
+		return TKM_E_INVALID_ARG;
+	}
+	if (env->ops[i].password[0] == '\0') {
+		if (!testenv_init_otp(env, username, otp, sizeof(otp))) {
+			fprintf(stderr, "testenv: no one-time password for %s in init.out\n",
+			        username);
+			return TKM_E_NOT_FOUND;
+		}
+		memcpy(env->ops[i].password, otp, strlen(otp) + 1);
+	}
+	if ((err = tkm_testenv_client(env->ipc_url, &c)) != TKM_OK) {
+		return err;
+	}
+	{
+		const char *kv[] = {"password", env->ops[i].password, "username", username};
+
+		memset(&st, 0, sizeof(st));
+		err = testenv_call(c, "auth.login", kv, 2, &doc, &st);
+	}
+	if (err != TKM_OK) {
+		fprintf(stderr, "testenv: login %s: %s (%s)\n", username, tkm_strerror(err),
+		        st.message);
+		goto out;
+	}
+	if (!tkm_cbor_get_bytes(tkm_cbor_map_get(tkm_cbor_root(doc), "token"), &tok, &tok_len) ||
+	    tok_len != sizeof(env->ops[i].token) ||
+	    !tkm_cbor_get_bool(tkm_cbor_map_get(tkm_cbor_root(doc), "must_change_password"),
+	                       &must_change)) {
+		err = TKM_E_PROTOCOL;
+		goto out;
+	}
+	memcpy(env->ops[i].token, tok, tok_len);
+	env->ops[i].has_token = true;
+	if ((err = tkm_client_use_session(c, env->ops[i].token, &st)) != TKM_OK) {
+		goto out;
+	}
+	if (must_change) {
+		char fresh[64];
+		const char *kv[4];
+
+		tkm_cbor_doc_free(doc);
+		doc = NULL;
+		if (!testenv_fmt(fresh, sizeof(fresh), "Tt-%u-%s-Vq9",
+		                 (unsigned)randombytes_random(), "pass")) {
+			err = TKM_E_INTERNAL;
+			goto out;
+		}
+		kv[0] = "new_password";
+		kv[1] = fresh;
+		kv[2] = "old_password";
+		kv[3] = env->ops[i].password;
+		err = testenv_call(c, "auth.change_password", kv, 2, &doc, &st);
+		if (err != TKM_OK) {
+			fprintf(stderr, "testenv: change password %s: %s (%s)\n", username,
+			        tkm_strerror(err), st.message);
+			goto out;
+		}
+		memcpy(env->ops[i].password, fresh, strlen(fresh) + 1);
+	}
+	*out = c;
+	c = NULL;
+out:
+	tkm_cbor_doc_free(doc);
+	tkm_client_close(c);
+	return err;
+}
+
+tkm_err tkm_testenv_session_file(const tkm_testenv *env, const char *username, const char *path)
+{
+	char hex[65], line[128];
+
+	for (size_t i = 0; i < env->nops; i++) {
+		if (strcmp(env->ops[i].username, username) == 0 && env->ops[i].has_token) {
+			for (size_t k = 0; k < 32; k++) {
+				static const char digits[] = "0123456789abcdef";
+
+				hex[2 * k] = digits[env->ops[i].token[k] >> 4];
+				hex[2 * k + 1] = digits[env->ops[i].token[k] & 15];
+			}
+			hex[64] = '\0';
+			if (!testenv_fmt(line, sizeof(line), "tkm-session %s\n", hex) ||
+			    !testenv_write_file(path, line) || chmod(path, 0600) != 0) {
+				return TKM_E_IO;
+			}
+			return TKM_OK;
+		}
+	}
+	return TKM_E_NOT_FOUND;
+}
+
+tkm_err tkm_testenv_token(const tkm_testenv *env, const char *username, uint8_t token[32])
+{
+	for (size_t i = 0; i < env->nops; i++) {
+		if (strcmp(env->ops[i].username, username) == 0 && env->ops[i].has_token) {
+			memcpy(token, env->ops[i].token, 32);
+			return TKM_OK;
+		}
+	}
+	return TKM_E_NOT_FOUND;
+}
+
+tkm_err tkm_testenv_add_operator(tkm_testenv *env, const char *creator, const char *approver,
+                                 const char *username, const char *role)
+{
+	tkm_client *c = NULL, *a = NULL;
+	tkm_cbor_w *w = NULL;
+	tkm_cbor_doc *doc = NULL;
+	tkm_cbor_limits lim = tkm_cbor_default_limits();
+	tkm_status st;
+	const uint8_t *p;
+	uint8_t *res = NULL;
+	size_t len = 0, rlen = 0;
+	uint64_t id = 0;
+	const char *otp;
+	size_t otp_len;
+	char id_text[24], otp_buf[64];
+	tkm_err err;
+
+	memset(&st, 0, sizeof(st));
+	err = tkm_testenv_login(env, creator, &c);
+	if (err == TKM_OK) {
+		err = tkm_testenv_login(env, approver, &a);
+	}
+	if (err == TKM_OK) {
+		err = tkm_cbor_w_new(1024, &w);
+	}
+	if (err != TKM_OK) {
+		goto out;
+	}
+	tkm_cbor_put_map(w, 2);
+	tkm_cbor_put_cstr(w, "roles");
+	tkm_cbor_put_array(w, 1);
+	tkm_cbor_put_cstr(w, role);
+	tkm_cbor_put_cstr(w, "username");
+	tkm_cbor_put_cstr(w, username);
+	err = tkm_cbor_w_finish(w, &p, &len);
+	if (err == TKM_OK) {
+		err = tkm_call_raw(c, "operator.create", p, len, 30000, &st, &res, &rlen);
+	}
+	if (err == TKM_OK) {
+		err = tkm_cbor_decode(res, rlen, &lim, &doc, NULL, 0);
+		tkm_free(res, rlen);
+		res = NULL;
+	}
+	if (err != TKM_OK ||
+	    !tkm_cbor_get_uint(tkm_cbor_map_get(tkm_cbor_root(doc), "approval_id"), &id)) {
+		fprintf(stderr, "testenv: operator.create %s: %s (%s)\n", username,
+		        tkm_strerror(err), st.message);
+		err = err != TKM_OK ? err : TKM_E_PROTOCOL;
+		goto out;
+	}
+	tkm_cbor_doc_free(doc);
+	doc = NULL;
+	tkm_cbor_w_free(w);
+	w = NULL;
+	if ((err = tkm_cbor_w_new(64, &w)) != TKM_OK) {
+		goto out;
+	}
+	tkm_cbor_put_map(w, 1);
+	tkm_cbor_put_cstr(w, "id");
+	tkm_cbor_put_uint(w, id);
+	err = tkm_cbor_w_finish(w, &p, &len);
+	if (err == TKM_OK) {
+		err = tkm_call_raw(a, "approval.approve", p, len, 30000, &st, &res, &rlen);
+	}
+	if (err == TKM_OK) {
+		err = tkm_cbor_decode(res, rlen, &lim, &doc, NULL, 0);
+		tkm_free(res, rlen);
+	}
+	if (err != TKM_OK ||
+	    !tkm_cbor_get_text(tkm_cbor_map_get(tkm_cbor_map_get(tkm_cbor_root(doc), "result"),
+	                                        "one_time_password"),
+	                       &otp, &otp_len) ||
+	    otp_len >= sizeof(otp_buf)) {
+		fprintf(stderr, "testenv: approval %s of operator.create: %s (%s)\n",
+		        testenv_fmt(id_text, sizeof(id_text), "%llu", (unsigned long long)id)
+		            ? id_text
+		            : "?",
+		        tkm_strerror(err), st.message);
+		err = err != TKM_OK ? err : TKM_E_PROTOCOL;
+		goto out;
+	}
+	memcpy(otp_buf, otp, otp_len);
+	otp_buf[otp_len] = '\0';
+	err = tkm_testenv_set_password(env, username, otp_buf);
+out:
+	tkm_cbor_doc_free(doc);
+	tkm_cbor_w_free(w);
+	tkm_client_close(c);
+	tkm_client_close(a);
+	return err;
 }

@@ -113,6 +113,41 @@ TKM_MUST_CHECK tkm_err tkm_testenv_run(const tkm_testenv *env, const char *const
                                        const char *out_path, const char *err_path, int timeout_ms,
                                        int *status);
 
+/*
+ * Log in as username, one of the operators tkmd --init made (officer1,
+ * officer2, admin) or one whose password was set with
+ * tkm_testenv_set_password. The first login uses the one-time password from
+ * DIR/init.out and changes it, as tkmd demands. *out is a client on the IPC
+ * URL that carries the session.
+ */
+TKM_MUST_CHECK tkm_err tkm_testenv_login(tkm_testenv *env, const char *username, tkm_client **out);
+
+/* Remember username's current password (after an operator.create, say). */
+TKM_MUST_CHECK tkm_err tkm_testenv_set_password(tkm_testenv *env, const char *username,
+                                                const char *password);
+
+/*
+ * Make operator username with role under dual control, as people would:
+ * creator (an admin) asks with operator.create, approver (a second operator)
+ * approves, and the one-time password from the approval's result is kept
+ * for tkm_testenv_login.
+ */
+TKM_MUST_CHECK tkm_err tkm_testenv_add_operator(tkm_testenv *env, const char *creator,
+                                                const char *approver, const char *username,
+                                                const char *role);
+
+/* username's last session token (after tkm_testenv_login). */
+TKM_MUST_CHECK tkm_err tkm_testenv_token(const tkm_testenv *env, const char *username,
+                                         uint8_t token[32]);
+
+/*
+ * Write username's last session as a tkmctl session file at path (mode 0600).
+ * Children the harness runs have TKM_SESSION_FILE=DIR/tkmctl.session, so
+ * writing that path is how a test logs tkmctl in.
+ */
+TKM_MUST_CHECK tkm_err tkm_testenv_session_file(const tkm_testenv *env, const char *username,
+                                                const char *path);
+
 /* Open a libtkm client on url with default options, printing the reason on failure. */
 TKM_MUST_CHECK tkm_err tkm_testenv_client(const char *url, tkm_client **out);
 

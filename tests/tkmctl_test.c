@@ -93,6 +93,18 @@ int main(void)
 	snprintf(missing_tcp, sizeof(missing_tcp), "tcp://127.0.0.1:%u",
 	         (unsigned)tkm_testenv_spare_port(env));
 
+	/* info needs a session: refused without one (with a hint), then as officer1. */
+	CHECK_EQ_INT(tkmctl(NULL, "--url", ipc, "info", NULL, NULL), 1);
+	{
+		char session[320];
+		tkm_client *officer = NULL;
+
+		snprintf(session, sizeof(session), "%s/tkmctl.session", tkm_testenv_dir(env));
+		CHECK_EQ_INT(tkm_testenv_login(env, "officer1", &officer), TKM_OK);
+		tkm_client_close(officer);
+		CHECK_EQ_INT(tkm_testenv_session_file(env, "officer1", session), TKM_OK);
+	}
+
 	/* ping and info, text output, over both transports. */
 	CHECK_EQ_INT(tkmctl(&out, "--url", ipc, "ping", NULL, NULL), 0);
 	CHECK(has(out, "pong"));

@@ -311,7 +311,7 @@ static void test_responses(void)
 	CHECK_EQ_INT(tkm_cbor_w_new(4096, &w), TKM_OK);
 	tkm_wire_encode_result(w, 10, NULL, 0);
 	CHECK_EQ_INT(roundtrip_response(w, &doc, &resp), TKM_OK);
-	CHECK(!resp.is_error && tkm_cbor_type_of(resp.result) == TKM_CBOR_NULL);
+	CHECK(!resp.is_error && tkm_cbor_is(resp.result, TKM_CBOR_NULL));
 	tkm_cbor_doc_free(doc);
 	tkm_cbor_w_free(w);
 

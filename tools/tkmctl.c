@@ -1,8 +1,11 @@
 /*
  * tkmctl.c - the command-line client of tkmd, built on libtkm's public API:
  * main(), the general commands (ping, info, help) and the helpers that every
- * command file shares (tkmctl.h). The audit and backup commands, with the
- * offline audit verifier, live in tkmctl_audit.c.
+ * command file shares (tkmctl.h): output of untrusted text, errors and exit
+ * codes, connecting (with the session file), calls with checked replies and
+ * the report of a pending dual-control request. The audit and backup
+ * commands, with the offline audit verifier, live in tkmctl_audit.c; the
+ * identity commands and the session file in tkmctl_auth.c.
  *
  * Commands are const rows ({name, summary, usage, help, handler,
  * subcommands}) that each command file defines; the table below lists them
@@ -25,7 +28,11 @@
 #include <string.h>
 #include <time.h>
 
+#include <sodium.h>
+
 #include "tkm/client.h"
+#include "tkm_cbor.h"
+#include "tkm_why.h"
 #include "tkmctl.h"
 
 #ifndef TKM_VERSION_STRING
@@ -34,6 +41,8 @@
 
 #define TKMCTL_DEFAULT_URL "ipc://./var/tkmd.sock"
 #define TKMCTL_TIMEOUT_MAX 3600000
+/* Nesting in a reply: the result map, then what it holds (approval params are a client's). */
+#define TKMCTL_REPLY_DEPTH (TKM_CBOR_DEFAULT_MAX_DEPTH + 4)
 
 static int cmd_ping(const tkmctl_opts *o, int argc, char **argv);
 static int cmd_info(const tkmctl_opts *o, int argc, char **argv);
@@ -81,7 +90,10 @@ static const tkmctl_cmd cmd_help_row = {
 
 /* The commands in the order of `tkmctl --help`; each file defines its own rows. */
 static const tkmctl_cmd *const tkmctl_cmds[] = {
-    &cmd_ping_row, &cmd_info_row, &tkmctl_audit_cmd, &tkmctl_backup_cmd, &cmd_help_row,
+    &cmd_ping_row,      &cmd_info_row,         &tkmctl_login_cmd,    &tkmctl_logout_cmd,
+    &tkmctl_whoami_cmd, &tkmctl_passwd_cmd,    &tkmctl_operator_cmd, &tkmctl_role_cmd,
+    &tkmctl_policy_cmd, &tkmctl_approvals_cmd, &tkmctl_audit_cmd,    &tkmctl_backup_cmd,
+    &cmd_help_row,
 };
 
 #define TKMCTL_NCMDS (sizeof(tkmctl_cmds) / sizeof(tkmctl_cmds[0]))
@@ -94,6 +106,24 @@ const tkmctl_cmd *tkmctl_find(const tkmctl_cmd *cmds, size_t n, const char *name
 		}
 	}
 	return NULL;
+}
+
+int tkmctl_run_sub(const tkmctl_cmd *cmd, const tkmctl_opts *o, int argc, char **argv)
+{
+	const tkmctl_cmd *sub;
+	char what[160];
+
+	if (argc == 0) {
+		tkm_why_set(what, sizeof(what),
+		            "%s needs a subcommand (tkmctl %s --help lists them)", cmd->name,
+		            cmd->name);
+		return tkmctl_usage_error(what, NULL);
+	}
+	if ((sub = tkmctl_find(cmd->subs, cmd->nsubs, argv[0])) == NULL) {
+		tkm_why_set(what, sizeof(what), "unknown %s subcommand", cmd->name);
+		return tkmctl_usage_error(what, argv[0]);
+	}
+	return sub->run(o, argc - 1, argv + 1);
 }
 
 static const tkmctl_cmd *find_cmd(const char *name)
@@ -182,6 +212,23 @@ void tkmctl_put_text(FILE *f, const char *s)
 	tkmctl_put_text_n(f, s, strlen(s));
 }
 
+void tkmctl_put_text_lines_n(FILE *f, const char *s, size_t len)
+{
+	const char *end = s + len;
+
+	while (s < end) {
+		const char *nl = memchr(s, '\n', (size_t)(end - s));
+		size_t n = nl != NULL ? (size_t)(nl - s) : (size_t)(end - s);
+
+		tkmctl_put_text_n(f, s, n);
+		if (nl == NULL) {
+			break;
+		}
+		fputc('\n', f);
+		s = nl + 1;
+	}
+}
+
 void tkmctl_put_json_str_n(FILE *f, const char *s, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)s;
@@ -236,7 +283,129 @@ void tkmctl_put_json_str(FILE *f, const char *s)
 	tkmctl_put_json_str_n(f, s, strlen(s));
 }
 
+void tkmctl_put_hex(FILE *f, const uint8_t *p, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < len; i++) {
+		fputc(hex[p[i] >> 4], f);
+		fputc(hex[p[i] & 0x0f], f);
+	}
+}
+
+/*
+ * The n of a negative integer (-1 - n) from its encoding: tkm_cbor_get_int
+ * cannot hold those below INT64_MIN.
+ */
+static bool nint_arg(const tkm_cbor_val *v, uint64_t *n)
+{
+	const uint8_t *p;
+	size_t len, k;
+	uint8_t info;
+
+	tkm_cbor_raw(v, &p, &len);
+	if (len == 0 || (p[0] >> 5) != 1) {
+		return false;
+	}
+	info = p[0] & 0x1f;
+	if (info < 24) {
+		*n = info;
+		return len == 1;
+	}
+	if (info > 27) {
+		return false;
+	}
+	k = (size_t)1 << (info - 24);
+	if (len != 1 + k) {
+		return false;
+	}
+	*n = 0;
+	for (size_t i = 1; i <= k; i++) {
+		*n = (*n << 8) | p[i];
+	}
+	return true;
+}
+
+static void json_scalar(FILE *f, const tkm_cbor_val *v)
+{
+	const uint8_t *p;
+	const char *s;
+	size_t n;
+	uint64_t u;
+	bool b;
+
+	switch (tkm_cbor_type_of(v)) {
+	case TKM_CBOR_UINT:
+		if (tkm_cbor_get_uint(v, &u)) {
+			fprintf(f, "%llu", (unsigned long long)u);
+		}
+		break;
+	case TKM_CBOR_NINT:
+		/* -1 - n; n + 1 overflows only for n = 2^64 - 1. */
+		if (nint_arg(v, &u)) {
+			if (u == UINT64_MAX) {
+				fputs("-18446744073709551616", f);
+			} else {
+				fprintf(f, "-%llu", (unsigned long long)u + 1);
+			}
+		}
+		break;
+	case TKM_CBOR_TEXT:
+		if (tkm_cbor_get_text(v, &s, &n)) {
+			tkmctl_put_json_str_n(f, s, n);
+		}
+		break;
+	case TKM_CBOR_BYTES:
+		if (tkm_cbor_get_bytes(v, &p, &n)) {
+			fputc('"', f);
+			tkmctl_put_hex(f, p, n);
+			fputc('"', f);
+		}
+		break;
+	case TKM_CBOR_BOOL:
+		fputs(tkm_cbor_get_bool(v, &b) && b ? "true" : "false", f);
+		break;
+	default:
+		fputs("null", f);
+		break;
+	}
+}
+
+void tkmctl_put_json_cbor(FILE *f, const tkm_cbor_val *v)
+{
+	tkm_cbor_type t = tkm_cbor_type_of(v);
+	bool first = true, key = true;
+
+	if (t != TKM_CBOR_ARRAY && t != TKM_CBOR_MAP) {
+		json_scalar(f, v);
+		return;
+	}
+	fputc(t == TKM_CBOR_MAP ? '{' : '[', f);
+	for (const tkm_cbor_val *c = tkm_cbor_first(v); c != NULL; c = tkm_cbor_next(c)) {
+		if (t == TKM_CBOR_MAP && !key) {
+			fputc(':', f);
+		} else if (!first) {
+			fputc(',', f);
+		}
+		first = false;
+		tkmctl_put_json_cbor(f, c);
+		key = !key;
+	}
+	fputc(t == TKM_CBOR_MAP ? '}' : ']', f);
+}
+
 /* ---- Errors and exit codes ---- */
+
+/* What tkmctl_connect did with the session file, for the hint after an unauthenticated. */
+typedef enum session_use {
+	SESSION_NONE,      /* no session file: the calls went unauthenticated */
+	SESSION_SENT,      /* its token went with the calls */
+	SESSION_OTHER_URL, /* it was made for another server, so it was not sent */
+	SESSION_ANON,      /* tkmctl_connect_anon: login and logout say it themselves */
+} session_use;
+
+static session_use session_state = SESSION_NONE;
+static char session_other_url[TKMCTL_SESSION_URL_MAX + 1];
 
 /* A short name for every code: the wire name for wire codes, a local one otherwise. */
 static const char *err_name(tkm_err err)
@@ -297,6 +466,28 @@ int tkmctl_fail(const tkmctl_opts *o, tkm_err err, const char *message)
 		tkmctl_put_json_str(stdout, message);
 		fputs("}}\n", stdout);
 	}
+	if (err == TKM_E_UNAUTHENTICATED) {
+		switch (session_state) {
+		case SESSION_NONE:
+			fputs("tkmctl: hint: not logged in: log in with tkmctl login USERNAME\n",
+			      stderr);
+			break;
+		case SESSION_SENT:
+			fputs("tkmctl: hint: the session has ended or expired: log in again with "
+			      "tkmctl login USERNAME\n",
+			      stderr);
+			break;
+		case SESSION_OTHER_URL:
+			fputs("tkmctl: hint: the session is for ", stderr);
+			tkmctl_put_text(stderr, session_other_url);
+			fputs(
+			    ": use --url with that server, or log in with tkmctl login USERNAME\n",
+			    stderr);
+			break;
+		case SESSION_ANON:
+			break;
+		}
+	}
 	return exit_code_of(err);
 }
 
@@ -326,6 +517,9 @@ static void print_main_help(FILE *f)
 	      "  --ca-file FILE      tls+tcp:// only: PEM file of the CAs to trust (required)\n"
 	      "  --server-name NAME  tls+tcp:// only: name the server certificate must carry\n"
 	      "                      (default: the host of the URL)\n"
+	      "  --session FILE      the session file of tkmctl login (default:\n"
+	      "                      $TKM_SESSION_FILE, else $XDG_RUNTIME_DIR/tkm/session,\n"
+	      "                      else $HOME/.config/tkm/session)\n"
 	      "  --json              print JSON on stdout instead of text: one object, or\n"
 	      "                      JSON Lines (audit export, audit tail)\n"
 	      "  --version           print the version and exit\n"
@@ -334,7 +528,7 @@ static void print_main_help(FILE *f)
 	      "Commands:\n",
 	      f);
 	for (size_t i = 0; i < TKMCTL_NCMDS; i++) {
-		fprintf(f, "  %-8s  %s\n", tkmctl_cmds[i]->name, tkmctl_cmds[i]->summary);
+		fprintf(f, "  %-10s  %s\n", tkmctl_cmds[i]->name, tkmctl_cmds[i]->summary);
 	}
 	fputs("\n"
 	      "Run 'tkmctl COMMAND --help' for the help of one command.\n"
@@ -365,7 +559,7 @@ static void print_cmd_help(FILE *f, const tkmctl_cmd *cmd, int nargs, char **arg
 	if (cmd->nsubs > 0) {
 		fputs("\nSubcommands:\n", f);
 		for (size_t i = 0; i < cmd->nsubs; i++) {
-			fprintf(f, "  %-10s  %s\n", cmd->subs[i].name, cmd->subs[i].summary);
+			fprintf(f, "  %-14s  %s\n", cmd->subs[i].name, cmd->subs[i].summary);
 		}
 		fprintf(f, "\nRun 'tkmctl %s SUBCOMMAND --help' for the help of one subcommand.\n",
 		        cmd->name);
@@ -395,7 +589,7 @@ static int cmd_help(const tkmctl_opts *o, int argc, char **argv)
 
 /* ---- Commands that talk to the server ---- */
 
-int tkmctl_connect(const tkmctl_opts *o, size_t max_reply, tkm_client **c)
+static int open_client(const tkmctl_opts *o, size_t max_reply, tkm_client **c)
 {
 	tkm_client_opts co;
 	tkm_status st;
@@ -408,6 +602,206 @@ int tkmctl_connect(const tkmctl_opts *o, size_t max_reply, tkm_client **c)
 	co.tls_server_name = o->server_name;
 	if ((err = tkm_client_open(o->url, &co, &st, c)) != TKM_OK) {
 		return tkmctl_fail(o, err, st.message);
+	}
+	return TKMCTL_EXIT_OK;
+}
+
+int tkmctl_connect_anon(const tkmctl_opts *o, size_t max_reply, tkm_client **c)
+{
+	session_state = SESSION_ANON;
+	return open_client(o, max_reply, c);
+}
+
+int tkmctl_connect(const tkmctl_opts *o, size_t max_reply, tkm_client **c)
+{
+	static bool noted;
+	char path[TKMCTL_PATH_MAX];
+	tkmctl_session *s = NULL;
+	tkm_status st;
+	tkm_err err;
+	int rc;
+
+	*c = NULL;
+	session_state = SESSION_NONE;
+	if ((rc = tkmctl_session_path(o, path, sizeof(path))) != TKMCTL_EXIT_OK ||
+	    (path[0] != '\0' && (rc = tkmctl_session_load(o, path, &s)) != TKMCTL_EXIT_OK)) {
+		goto out;
+	}
+	if ((rc = open_client(o, max_reply, c)) != TKMCTL_EXIT_OK) {
+		goto out;
+	}
+	if (s == NULL) {
+		goto out;
+	}
+	if (!tkmctl_session_is_for(s, o->url)) {
+		session_state = SESSION_OTHER_URL;
+		tkm_why_set(session_other_url, sizeof(session_other_url), "%s",
+		            tkmctl_session_url(s));
+		if (!noted) {
+			noted = true;
+			fputs("tkmctl: note: the session in ", stderr);
+			tkmctl_put_text(stderr, path);
+			fputs(" is for ", stderr);
+			tkmctl_put_text(stderr, tkmctl_session_url(s));
+			fputs(", not ", stderr);
+			tkmctl_put_text(stderr, o->url);
+			fputs(": calling without it\n", stderr);
+		}
+		goto out;
+	}
+	if ((err = tkm_client_use_session(*c, tkmctl_session_token(s), &st)) != TKM_OK) {
+		rc = tkmctl_fail(o, err, st.message);
+		tkm_client_close(*c);
+		*c = NULL;
+		goto out;
+	}
+	session_state = SESSION_SENT;
+out:
+	tkmctl_session_free(s);
+	return rc;
+}
+
+/* ---- Calls with checked replies ---- */
+
+void tkmctl_reply_free(tkmctl_reply *r)
+{
+	tkm_cbor_doc_free(r->doc);
+	r->doc = NULL;
+	r->root = NULL;
+}
+
+bool tkmctl_reply_bad(tkmctl_reply *r, const char *what)
+{
+	if (!r->bad) {
+		r->bad = true;
+		tkm_why_set(r->why, sizeof(r->why), "%s: invalid reply: %s", r->method, what);
+	}
+	return false;
+}
+
+static bool bad_field(tkmctl_reply *r, const char *key, const char *want)
+{
+	if (!r->bad) {
+		r->bad = true;
+		tkm_why_set(r->why, sizeof(r->why), "%s: invalid reply: '%s' is missing or not %s",
+		            r->method, key, want);
+	}
+	return false;
+}
+
+bool tkmctl_get_uint(tkmctl_reply *r, const tkm_cbor_val *map, const char *key, uint64_t *out)
+{
+	if (!tkm_cbor_get_uint(tkm_cbor_map_get(map, key), out)) {
+		return bad_field(r, key, "an unsigned integer");
+	}
+	return true;
+}
+
+bool tkmctl_get_bool(tkmctl_reply *r, const tkm_cbor_val *map, const char *key, bool *out)
+{
+	if (!tkm_cbor_get_bool(tkm_cbor_map_get(map, key), out)) {
+		return bad_field(r, key, "a boolean");
+	}
+	return true;
+}
+
+bool tkmctl_get_text(tkmctl_reply *r, const tkm_cbor_val *map, const char *key, bool empty_ok,
+                     size_t max, const char **s, size_t *n)
+{
+	char want[80];
+
+	if (tkm_cbor_get_text(tkm_cbor_map_get(map, key), s, n) && (*n > 0 || empty_ok) &&
+	    *n <= max && memchr(*s, '\0', *n) == NULL) {
+		return true;
+	}
+	tkm_why_set(want, sizeof(want), "text of %s to %zu bytes without NUL", empty_ok ? "0" : "1",
+	            max);
+	return bad_field(r, key, want);
+}
+
+/* A pending reply: exactly {"status": "pending", "approval_id": N > 0, "expires_ms": T}. */
+static bool check_pending(tkmctl_reply *r)
+{
+	const tkm_cbor_val *status = tkm_cbor_map_get(r->root, "status");
+
+	if (status == NULL || !tkm_cbor_text_eq(status, "pending")) {
+		return true;
+	}
+	r->pending = true;
+	if (!tkmctl_get_uint(r, r->root, "approval_id", &r->approval_id) ||
+	    !tkmctl_get_uint(r, r->root, "expires_ms", &r->expires_ms)) {
+		return false;
+	}
+	if (r->approval_id == 0 || r->approval_id > INT64_MAX) {
+		return tkmctl_reply_bad(r, "'approval_id' is out of range");
+	}
+	if (tkm_cbor_count(r->root) != 3) {
+		return tkmctl_reply_bad(r, "a pending reply holds status, approval_id and "
+		                           "expires_ms only");
+	}
+	return true;
+}
+
+tkm_err tkmctl_call(tkm_client *c, const tkmctl_opts *o, const char *method,
+                    const tkm_cbor_w *params, tkmctl_reply *r)
+{
+	const uint8_t *p = NULL;
+	uint8_t *res = NULL;
+	size_t plen = 0, rlen = 0;
+	tkm_cbor_limits lim = tkm_cbor_default_limits();
+	tkm_status st;
+	char why[200] = "";
+	tkm_err err;
+
+	memset(r, 0, sizeof(*r));
+	r->method = method;
+	memset(&st, 0, sizeof(st));
+	if (params != NULL && (err = tkm_cbor_w_finish(params, &p, &plen)) != TKM_OK) {
+		return tkm_why_fail(r->why, sizeof(r->why), err, "%s: cannot encode the params",
+		                    method);
+	}
+	if ((err = tkm_call_raw(c, method, p, plen, o->timeout_ms, &st, &res, &rlen)) != TKM_OK) {
+		tkm_why_set(r->why, sizeof(r->why), "%s", st.message);
+		return err;
+	}
+	lim.max_depth = TKMCTL_REPLY_DEPTH;
+	lim.max_str_len = TKMCTL_REPLY_STR_MAX;
+	err = tkm_cbor_decode(res, rlen, &lim, &r->doc, why, sizeof(why));
+	tkm_free(res, rlen);
+	if (err != TKM_OK) {
+		return tkm_why_fail(r->why, sizeof(r->why), TKM_E_PROTOCOL, "%s: invalid reply: %s",
+		                    method, why);
+	}
+	r->root = tkm_cbor_root(r->doc);
+	if (!tkm_cbor_is(r->root, TKM_CBOR_MAP)) {
+		tkmctl_reply_free(r);
+		return tkm_why_fail(r->why, sizeof(r->why), TKM_E_PROTOCOL,
+		                    "%s: invalid reply: the result is not a map", method);
+	}
+	if (!check_pending(r)) {
+		tkmctl_reply_free(r);
+		return TKM_E_PROTOCOL;
+	}
+	return TKM_OK;
+}
+
+int tkmctl_pending(const tkmctl_opts *o, const tkmctl_reply *r)
+{
+	char when[64];
+
+	tkmctl_format_utc((int64_t)(r->expires_ms / 1000u), when, sizeof(when));
+	if (o->json) {
+		fputs("{\"status\":\"pending\",\"method\":", stdout);
+		tkmctl_put_json_str(stdout, r->method);
+		printf(",\"approval_id\":%llu,\"expires_ms\":%llu,\"expires\":",
+		       (unsigned long long)r->approval_id, (unsigned long long)r->expires_ms);
+		tkmctl_put_json_str(stdout, when);
+		fputs("}\n", stdout);
+	} else {
+		printf(
+		    "pending approval %llu (expires %s): a second operator runs tkmctl approvals "
+		    "approve %llu\n",
+		    (unsigned long long)r->approval_id, when, (unsigned long long)r->approval_id);
 	}
 	return TKMCTL_EXIT_OK;
 }
@@ -612,6 +1006,19 @@ static bool parse_timeout(const char *s, int *out)
 
 enum { OPT_NONE, OPT_DONE, OPT_BAD };
 
+/* An unknown option, named without its "=VALUE": the value may be a secret typed by mistake. */
+static int unknown_option(const char *a)
+{
+	const char *eq = strchr(a, '=');
+	char name[64];
+
+	if (eq == NULL) {
+		return tkmctl_usage_error("unknown option", a);
+	}
+	tkm_why_set(name, sizeof(name), "%.*s", (int)((size_t)(eq - a) < 40 ? eq - a : 40), a);
+	return tkmctl_usage_error("unknown option (its value is not shown)", name);
+}
+
 /* Parse one global option at argv[*i]; OPT_NONE when it is not one. */
 static int parse_global(tkmctl_opts *o, int argc, char **argv, int *i, bool *help, bool *version)
 {
@@ -642,6 +1049,12 @@ static int parse_global(tkmctl_opts *o, int argc, char **argv, int *i, bool *hel
 		o->ca_file = v;
 	} else if ((v = tkmctl_opt_value(argc, argv, i, "--server-name", &missing)) != NULL) {
 		o->server_name = v;
+	} else if ((v = tkmctl_opt_value(argc, argv, i, "--session", &missing)) != NULL) {
+		if (v[0] == '\0') {
+			tkmctl_usage_error("--session needs a file name", NULL);
+			return OPT_BAD;
+		}
+		o->session_file = v;
 	} else if (missing) {
 		tkmctl_usage_error("option needs a value", a);
 		return OPT_BAD;
@@ -662,6 +1075,10 @@ int main(int argc, char **argv)
 	int rc;
 
 	memset(&o, 0, sizeof(o));
+	if (sodium_init() < 0) {
+		fputs("tkmctl: crypto: libsodium cannot be initialised\n", stderr);
+		return TKMCTL_EXIT_SERVER;
+	}
 	env = getenv("TKM_URL");
 	o.url = env != NULL && env[0] != '\0' ? env : TKMCTL_DEFAULT_URL;
 	if (argc < 1 || (args = calloc((size_t)argc, sizeof(*args))) == NULL) {
@@ -686,7 +1103,7 @@ int main(int argc, char **argv)
 				continue;
 			}
 			if (cmd == NULL) {
-				rc = tkmctl_usage_error("unknown option", a);
+				rc = unknown_option(a);
 				goto out;
 			}
 		} else if (cmd == NULL) {

@@ -542,7 +542,7 @@ static tkm_err call(tkm_client *c, const tkmctl_opts *o, const char *method,
 		                    method, why);
 	}
 	r->root = tkm_cbor_root(r->doc);
-	if (tkm_cbor_type_of(r->root) != TKM_CBOR_MAP) {
+	if (!tkm_cbor_is(r->root, TKM_CBOR_MAP)) {
 		reply_free(r);
 		return tkm_why_fail(r->why, sizeof(r->why), TKM_E_PROTOCOL,
 		                    "%s: invalid reply: the result is not a map", method);
@@ -592,7 +592,7 @@ static bool get_text(reply *r, const tkm_cbor_val *map, const char *key, bool or
 {
 	const tkm_cbor_val *v = tkm_cbor_map_get(map, key);
 
-	if (or_null && v != NULL && tkm_cbor_type_of(v) == TKM_CBOR_NULL) {
+	if (or_null && v != NULL && tkm_cbor_is(v, TKM_CBOR_NULL)) {
 		*s = NULL;
 		*n = 0;
 		return true;
@@ -784,7 +784,7 @@ static void page_free(page *pg)
 
 static bool parse_record(reply *r, const tkm_cbor_val *v, audit_rec *rec)
 {
-	if (tkm_cbor_type_of(v) != TKM_CBOR_MAP) {
+	if (!tkm_cbor_is(v, TKM_CBOR_MAP)) {
 		return bad_reply(r, "a record is not a map");
 	}
 	if (!get_uint(r, v, "seq", &rec->seq) || !get_uint(r, v, "ts_ms", &rec->ts_ms) ||
@@ -799,7 +799,7 @@ static bool parse_record(reply *r, const tkm_cbor_val *v, audit_rec *rec)
 		return false;
 	}
 	rec->details = tkm_cbor_map_get(v, "details");
-	if (tkm_cbor_type_of(rec->details) != TKM_CBOR_MAP) {
+	if (!tkm_cbor_is(rec->details, TKM_CBOR_MAP)) {
 		return bad_field(r, "details", "a map");
 	}
 	if (rec->seq == 0 || rec->seq > SEQ_MAX) {
@@ -842,14 +842,14 @@ static tkm_err list_page(tkm_client *c, const tkmctl_opts *o, uint64_t after, ui
 	}
 	recs = tkm_cbor_map_get(pg->r.root, "records");
 	next = tkm_cbor_map_get(pg->r.root, "next");
-	if (tkm_cbor_type_of(recs) != TKM_CBOR_ARRAY) {
+	if (!tkm_cbor_is(recs, TKM_CBOR_ARRAY)) {
 		bad_field(&pg->r, "records", "an array");
 		goto bad;
 	}
 	if (!get_uint(&pg->r, pg->r.root, "anchor", &pg->anchor)) {
 		goto bad;
 	}
-	if (next != NULL && tkm_cbor_type_of(next) == TKM_CBOR_NULL) {
+	if (next != NULL && tkm_cbor_is(next, TKM_CBOR_NULL)) {
 		pg->has_next = false;
 	} else if (tkm_cbor_get_uint(next, &pg->next)) {
 		pg->has_next = true;

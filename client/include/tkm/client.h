@@ -6,7 +6,11 @@
  * concurrently and never see each other's replies. All results and errors are
  * returned through caller-owned structs; the library keeps no per-call state
  * in the handle. tkm_client_close() must not race with calls on the same
- * handle: join the callers first.
+ * handle: join the callers first. The same holds for the functions that set
+ * or clear the handle's credentials (tkm_client_use_device_key,
+ * tkm_client_use_session, tkm_client_clear_credentials): set them before the
+ * handle is shared, or join the callers first. Calls that run concurrently
+ * with the same credentials are fine: each signs with its own nonce.
  *
  * Resends: libtkm switches off nng's automatic request resend. A call that
  * gets no reply within its timeout fails with TKM_E_TIMEOUT; it may or may not
@@ -58,7 +62,7 @@ TKM_API const char *tkm_version(void);
 TKM_API TKM_MUST_CHECK tkm_err tkm_client_open(const char *url, const tkm_client_opts *opts,
                                                tkm_status *st, tkm_client **out);
 
-/* NULL-safe. */
+/* NULL-safe; wipes the handle's credentials. */
 TKM_API void tkm_client_close(tkm_client *c);
 
 typedef struct tkm_ping_result {
@@ -96,6 +100,45 @@ TKM_API TKM_MUST_CHECK tkm_err tkm_call_raw(tkm_client *c, const char *method,
                                             const uint8_t *params, size_t params_len,
                                             int timeout_ms, tkm_status *st, uint8_t **result,
                                             size_t *result_len);
+
+/* ---- Credentials ---- */
+
+#define TKM_SESSION_TOKEN_LEN 32 /* an operator session token, from auth.login */
+#define TKM_DEVICE_PK_LEN     32 /* a device's Ed25519 public key */
+
+/*
+ * Make a new device key pair. The secret key goes to a new file at sk_path
+ * (mode 0600, refused with TKM_E_ALREADY_EXISTS if the file exists; format in
+ * docs/protocol.md); the public key, which the server must be given for the
+ * device's principal, is returned in pk.
+ */
+TKM_API TKM_MUST_CHECK tkm_err tkm_device_keygen(const char *sk_path, uint8_t pk[TKM_DEVICE_PK_LEN],
+                                                 tkm_status *st);
+
+/*
+ * Sign every later call on c as device principal with the secret key in
+ * sk_path, which is loaded into locked memory now. Each call then carries a
+ * fresh timestamp and nonce, and its params must be deterministic CBOR
+ * (shortest integer forms, map keys in RFC 8949 4.2.1 order), or the call
+ * fails with TKM_E_INVALID_ARG before anything is sent. The key file must be
+ * a regular file of this user with mode 0600 (or stricter): otherwise
+ * TKM_E_CONFIG; a missing file is TKM_E_NOT_FOUND. Replaces any credentials
+ * set before; on failure they are left as they were.
+ */
+TKM_API TKM_MUST_CHECK tkm_err tkm_client_use_device_key(tkm_client *c, const char *principal,
+                                                         const char *sk_path, tkm_status *st);
+
+/*
+ * Attach the operator session token (from auth.login) to every later call on
+ * c. The library keeps a copy in locked memory. Replaces any credentials set
+ * before; on failure they are left as they were.
+ */
+TKM_API TKM_MUST_CHECK tkm_err tkm_client_use_session(tkm_client *c,
+                                                      const uint8_t token[TKM_SESSION_TOKEN_LEN],
+                                                      tkm_status *st);
+
+/* Send later calls without credentials; wipes the key or token. NULL-safe. */
+TKM_API void tkm_client_clear_credentials(tkm_client *c);
 
 /* Free memory returned by libtkm; wipes it first. NULL-safe. */
 TKM_API void tkm_free(void *p, size_t len);
