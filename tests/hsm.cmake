@@ -41,7 +41,8 @@ target_link_libraries(hsm_tkmd_test PRIVATE tkm_testenv)
 target_compile_definitions(hsm_tkmd_test PRIVATE
   TKM_SOFTHSM_MODULE="${TKM_SOFTHSM_MODULE}")
 add_test(NAME hsm_tkmd COMMAND hsm_tkmd_test)
-set_tests_properties(hsm_tkmd PROPERTIES LABELS integration TIMEOUT 180)
+set_tests_properties(hsm_tkmd PROPERTIES LABELS integration TIMEOUT 180
+  ENVIRONMENT "LSAN_OPTIONS=suppressions=${CMAKE_CURRENT_LIST_DIR}/lsan-softhsm2.supp")
 
 # Every tkm_hsm_ operation under injected failures, through the shim module
 # of tests/hsm_fault.cmake (which defines tkm_p11shim_ctl).

@@ -41,7 +41,10 @@
 
 #define TKMCTL_DEFAULT_URL "ipc://./var/tkmd.sock"
 #define TKMCTL_TIMEOUT_MAX 3600000
-/* Nesting in a reply: the result map, then what it holds (approval params are a client's). */
+/*
+ * Nesting in a reply: the result map, then what it holds (approval params are
+ * a client's, an audit record's details map its own).
+ */
 #define TKMCTL_REPLY_DEPTH (TKM_CBOR_DEFAULT_MAX_DEPTH + 4)
 
 static int cmd_ping(const tkmctl_opts *o, int argc, char **argv);
@@ -679,7 +682,7 @@ bool tkmctl_reply_bad(tkmctl_reply *r, const char *what)
 	return false;
 }
 
-static bool bad_field(tkmctl_reply *r, const char *key, const char *want)
+bool tkmctl_reply_bad_field(tkmctl_reply *r, const char *key, const char *want)
 {
 	if (!r->bad) {
 		r->bad = true;
@@ -692,7 +695,7 @@ static bool bad_field(tkmctl_reply *r, const char *key, const char *want)
 bool tkmctl_get_uint(tkmctl_reply *r, const tkm_cbor_val *map, const char *key, uint64_t *out)
 {
 	if (!tkm_cbor_get_uint(tkm_cbor_map_get(map, key), out)) {
-		return bad_field(r, key, "an unsigned integer");
+		return tkmctl_reply_bad_field(r, key, "an unsigned integer");
 	}
 	return true;
 }
@@ -700,7 +703,7 @@ bool tkmctl_get_uint(tkmctl_reply *r, const tkm_cbor_val *map, const char *key, 
 bool tkmctl_get_bool(tkmctl_reply *r, const tkm_cbor_val *map, const char *key, bool *out)
 {
 	if (!tkm_cbor_get_bool(tkm_cbor_map_get(map, key), out)) {
-		return bad_field(r, key, "a boolean");
+		return tkmctl_reply_bad_field(r, key, "a boolean");
 	}
 	return true;
 }
@@ -716,7 +719,7 @@ bool tkmctl_get_text(tkmctl_reply *r, const tkm_cbor_val *map, const char *key, 
 	}
 	tkm_why_set(want, sizeof(want), "text of %s to %zu bytes without NUL", empty_ok ? "0" : "1",
 	            max);
-	return bad_field(r, key, want);
+	return tkmctl_reply_bad_field(r, key, want);
 }
 
 /* A pending reply: exactly {"status": "pending", "approval_id": N > 0, "expires_ms": T}. */

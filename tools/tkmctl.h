@@ -212,6 +212,8 @@ bool tkmctl_get_text(tkmctl_reply *r, const tkm_cbor_val *map, const char *key, 
                      size_t max, const char **s, size_t *n);
 /* Mark r invalid with what (the first reason wins); returns false. */
 bool tkmctl_reply_bad(tkmctl_reply *r, const char *what);
+/* The same with "'key' is missing or not want", the reason the get_* give. */
+bool tkmctl_reply_bad_field(tkmctl_reply *r, const char *key, const char *want);
 
 /*
  * Report a pending dual-control request (r->pending): "pending approval N

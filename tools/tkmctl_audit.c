@@ -45,16 +45,14 @@
  * refuses a page larger than its max_message_size, and then the limit is
  * halved and the page asked for again.
  */
-#define AUDIT_REPLY_MAX ((size_t)16 << 20)
-/* CBOR nesting in a reply: result, records, record, then the details map's own. */
-#define AUDIT_REPLY_DEPTH (TKM_CBOR_DEFAULT_MAX_DEPTH + 4)
-#define PARAMS_MAX        8192
-#define PATH_MAX_LEN      4096 /* tkmd's limit for "path" */
-#define TAIL_DEFAULT      10
-#define INTERVAL_DEFAULT  1000
-#define INTERVAL_MIN      10
-#define INTERVAL_MAX      3600000
-#define SEQ_MAX           ((uint64_t)INT64_MAX)
+#define AUDIT_REPLY_MAX  ((size_t)16 << 20)
+#define PARAMS_MAX       8192
+#define PATH_MAX_LEN     4096 /* tkmd's limit for "path" */
+#define TAIL_DEFAULT     10
+#define INTERVAL_DEFAULT 1000
+#define INTERVAL_MIN     10
+#define INTERVAL_MAX     3600000
+#define SEQ_MAX          ((uint64_t)INT64_MAX)
 
 static int cmd_audit(const tkmctl_opts *o, int argc, char **argv);
 static int cmd_audit_verify(const tkmctl_opts *o, int argc, char **argv);
@@ -223,18 +221,13 @@ const tkmctl_cmd tkmctl_backup_cmd = {
 
 static int cmd_audit(const tkmctl_opts *o, int argc, char **argv)
 {
-	const tkmctl_cmd *sub;
-
+	/* Names the subcommands, where tkmctl_run_sub would point at --help. */
 	if (argc == 0) {
 		return tkmctl_usage_error(
 		    "audit needs a subcommand (verify, pubkey, export, tail, archive, checkpoint)",
 		    NULL);
 	}
-	if ((sub = tkmctl_find(audit_cmds, sizeof(audit_cmds) / sizeof(audit_cmds[0]), argv[0])) ==
-	    NULL) {
-		return tkmctl_usage_error("unknown audit subcommand", argv[0]);
-	}
-	return sub->run(o, argc - 1, argv + 1);
+	return tkmctl_run_sub(&tkmctl_audit_cmd, o, argc, argv);
 }
 
 /* ---- Small parsers ---- */
@@ -425,16 +418,6 @@ static int absolute_path(const char *what, const char *path, char *buf, size_t l
 	return TKMCTL_EXIT_OK;
 }
 
-static void put_hex(FILE *f, const uint8_t *p, size_t len)
-{
-	static const char hex[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < len; i++) {
-		fputc(hex[p[i] >> 4], f);
-		fputc(hex[p[i] & 0x0f], f);
-	}
-}
-
 /*
  * Create a local output file that must not exist yet. mode is 0600 or 0644
  * (less the umask). Returns an exit status; *f is open on success.
@@ -489,105 +472,10 @@ static void discard_out(const char *path, FILE *f)
 	}
 }
 
-/* ---- Calls and checked replies ---- */
-
-/* A decoded result map; the first problem found in it goes to why. */
-typedef struct reply {
-	const char *method;
-	tkm_cbor_doc *doc;
-	const tkm_cbor_val *root;
-	bool bad;
-	char why[256];
-} reply;
-
-static void reply_free(reply *r)
-{
-	tkm_cbor_doc_free(r->doc);
-	r->doc = NULL;
-	r->root = NULL;
-}
-
-/*
- * Call method with params (NULL: {}) and decode its result, which must be a
- * map. On failure r->why holds the server's message or the reason the reply
- * is invalid (TKM_E_PROTOCOL).
- */
-static tkm_err call(tkm_client *c, const tkmctl_opts *o, const char *method,
-                    const tkm_cbor_w *params, reply *r)
-{
-	const uint8_t *p = NULL;
-	uint8_t *res = NULL;
-	size_t plen = 0, rlen = 0;
-	tkm_cbor_limits lim = tkm_cbor_default_limits();
-	tkm_status st;
-	char why[200] = "";
-	tkm_err err;
-
-	memset(r, 0, sizeof(*r));
-	r->method = method;
-	memset(&st, 0, sizeof(st));
-	if (params != NULL && (err = tkm_cbor_w_finish(params, &p, &plen)) != TKM_OK) {
-		return tkm_why_fail(r->why, sizeof(r->why), err, "%s: cannot encode the params",
-		                    method);
-	}
-	if ((err = tkm_call_raw(c, method, p, plen, o->timeout_ms, &st, &res, &rlen)) != TKM_OK) {
-		tkm_why_set(r->why, sizeof(r->why), "%s", st.message);
-		return err;
-	}
-	lim.max_depth = AUDIT_REPLY_DEPTH;
-	err = tkm_cbor_decode(res, rlen, &lim, &r->doc, why, sizeof(why));
-	tkm_free(res, rlen);
-	if (err != TKM_OK) {
-		return tkm_why_fail(r->why, sizeof(r->why), TKM_E_PROTOCOL, "%s: invalid reply: %s",
-		                    method, why);
-	}
-	r->root = tkm_cbor_root(r->doc);
-	if (!tkm_cbor_is(r->root, TKM_CBOR_MAP)) {
-		reply_free(r);
-		return tkm_why_fail(r->why, sizeof(r->why), TKM_E_PROTOCOL,
-		                    "%s: invalid reply: the result is not a map", method);
-	}
-	return TKM_OK;
-}
-
-/* Mark the reply invalid (the first reason wins); returns false. */
-static bool bad_field(reply *r, const char *key, const char *want)
-{
-	if (!r->bad) {
-		r->bad = true;
-		tkm_why_set(r->why, sizeof(r->why), "%s: invalid reply: '%s' is missing or not %s",
-		            r->method, key, want);
-	}
-	return false;
-}
-
-static bool bad_reply(reply *r, const char *what)
-{
-	if (!r->bad) {
-		r->bad = true;
-		tkm_why_set(r->why, sizeof(r->why), "%s: invalid reply: %s", r->method, what);
-	}
-	return false;
-}
-
-static bool get_uint(reply *r, const tkm_cbor_val *map, const char *key, uint64_t *out)
-{
-	if (!tkm_cbor_get_uint(tkm_cbor_map_get(map, key), out)) {
-		return bad_field(r, key, "an unsigned integer");
-	}
-	return true;
-}
-
-static bool get_bool(reply *r, const tkm_cbor_val *map, const char *key, bool *out)
-{
-	if (!tkm_cbor_get_bool(tkm_cbor_map_get(map, key), out)) {
-		return bad_field(r, key, "a boolean");
-	}
-	return true;
-}
+/* ---- Checked reply fields beyond tkmctl.h's ---- */
 
 /* A text field; with or_null, CBOR null is accepted and gives *s == NULL. */
-static bool get_text(reply *r, const tkm_cbor_val *map, const char *key, bool or_null,
+static bool get_text(tkmctl_reply *r, const tkm_cbor_val *map, const char *key, bool or_null,
                      const char **s, size_t *n)
 {
 	const tkm_cbor_val *v = tkm_cbor_map_get(map, key);
@@ -598,7 +486,7 @@ static bool get_text(reply *r, const tkm_cbor_val *map, const char *key, bool or
 		return true;
 	}
 	if (!tkm_cbor_get_text(v, s, n)) {
-		return bad_field(r, key, or_null ? "text or null" : "text");
+		return tkmctl_reply_bad_field(r, key, or_null ? "text or null" : "text");
 	}
 	return true;
 }
@@ -608,7 +496,7 @@ static bool get_text(reply *r, const tkm_cbor_val *map, const char *key, bool or
  * to fit (for sentences meant for the operator); without, longer text or a
  * NUL inside is an invalid reply (for names such as paths).
  */
-static bool get_cstr(reply *r, const tkm_cbor_val *map, const char *key, bool cut, char *buf,
+static bool get_cstr(tkmctl_reply *r, const tkm_cbor_val *map, const char *key, bool cut, char *buf,
                      size_t len)
 {
 	const char *s;
@@ -623,14 +511,14 @@ static bool get_cstr(reply *r, const tkm_cbor_val *map, const char *key, bool cu
 		n = nul != NULL ? (size_t)(nul - s) : n;
 		n = n < len ? n : len - 1;
 	} else if (n >= len || nul != NULL) {
-		return bad_field(r, key, "a text short enough and without NUL");
+		return tkmctl_reply_bad_field(r, key, "a text short enough and without NUL");
 	}
 	memcpy(buf, s, n);
 	buf[n] = '\0';
 	return true;
 }
 
-static bool get_bytes(reply *r, const tkm_cbor_val *map, const char *key, size_t want,
+static bool get_bytes(tkmctl_reply *r, const tkm_cbor_val *map, const char *key, size_t want,
                       const uint8_t **p)
 {
 	size_t n;
@@ -639,113 +527,9 @@ static bool get_bytes(reply *r, const tkm_cbor_val *map, const char *key, size_t
 		char what[48];
 
 		tkm_why_set(what, sizeof(what), "a byte string of %zu bytes", want);
-		return bad_field(r, key, what);
+		return tkmctl_reply_bad_field(r, key, what);
 	}
 	return true;
-}
-
-/* ---- CBOR to JSON, for the details map ---- */
-
-/*
- * The n of a negative integer (-1 - n) from its encoding: tkm_cbor_get_int
- * cannot hold those below INT64_MIN.
- */
-static bool nint_arg(const tkm_cbor_val *v, uint64_t *n)
-{
-	const uint8_t *p;
-	size_t len, k;
-	uint8_t info;
-
-	tkm_cbor_raw(v, &p, &len);
-	if (len == 0 || (p[0] >> 5) != 1) {
-		return false;
-	}
-	info = p[0] & 0x1f;
-	if (info < 24) {
-		*n = info;
-		return len == 1;
-	}
-	if (info > 27) {
-		return false;
-	}
-	k = (size_t)1 << (info - 24);
-	if (len != 1 + k) {
-		return false;
-	}
-	*n = 0;
-	for (size_t i = 1; i <= k; i++) {
-		*n = (*n << 8) | p[i];
-	}
-	return true;
-}
-
-static void json_scalar(FILE *f, const tkm_cbor_val *v)
-{
-	const uint8_t *p;
-	const char *s;
-	size_t n;
-	uint64_t u;
-	bool b;
-
-	switch (tkm_cbor_type_of(v)) {
-	case TKM_CBOR_UINT:
-		if (tkm_cbor_get_uint(v, &u)) {
-			fprintf(f, "%llu", (unsigned long long)u);
-		}
-		break;
-	case TKM_CBOR_NINT:
-		/* -1 - n; n + 1 overflows only for n = 2^64 - 1. */
-		if (nint_arg(v, &u)) {
-			if (u == UINT64_MAX) {
-				fputs("-18446744073709551616", f);
-			} else {
-				fprintf(f, "-%llu", (unsigned long long)u + 1);
-			}
-		}
-		break;
-	case TKM_CBOR_TEXT:
-		if (tkm_cbor_get_text(v, &s, &n)) {
-			tkmctl_put_json_str_n(f, s, n);
-		}
-		break;
-	case TKM_CBOR_BYTES:
-		if (tkm_cbor_get_bytes(v, &p, &n)) {
-			fputc('"', f);
-			put_hex(f, p, n);
-			fputc('"', f);
-		}
-		break;
-	case TKM_CBOR_BOOL:
-		fputs(tkm_cbor_get_bool(v, &b) && b ? "true" : "false", f);
-		break;
-	default:
-		fputs("null", f);
-		break;
-	}
-}
-
-/* v as JSON. The decoder admits only text map keys, so a map is a JSON object as it is. */
-static void json_value(FILE *f, const tkm_cbor_val *v)
-{
-	tkm_cbor_type t = tkm_cbor_type_of(v);
-	bool first = true, key = true;
-
-	if (t != TKM_CBOR_ARRAY && t != TKM_CBOR_MAP) {
-		json_scalar(f, v);
-		return;
-	}
-	fputc(t == TKM_CBOR_MAP ? '{' : '[', f);
-	for (const tkm_cbor_val *c = tkm_cbor_first(v); c != NULL; c = tkm_cbor_next(c)) {
-		if (t == TKM_CBOR_MAP && !key) {
-			fputc(':', f);
-		} else if (!first) {
-			fputc(',', f);
-		}
-		first = false;
-		json_value(f, c);
-		key = !key;
-	}
-	fputc(t == TKM_CBOR_MAP ? '}' : ']', f);
 }
 
 /* ---- Audit records and pages ---- */
@@ -766,7 +550,7 @@ typedef struct audit_rec {
 } audit_rec;
 
 typedef struct page {
-	reply r;
+	tkmctl_reply r;
 	audit_rec *recs;
 	size_t n;
 	bool has_next;
@@ -776,18 +560,19 @@ typedef struct page {
 
 static void page_free(page *pg)
 {
-	reply_free(&pg->r);
+	tkmctl_reply_free(&pg->r);
 	free(pg->recs);
 	pg->recs = NULL;
 	pg->n = 0;
 }
 
-static bool parse_record(reply *r, const tkm_cbor_val *v, audit_rec *rec)
+static bool parse_record(tkmctl_reply *r, const tkm_cbor_val *v, audit_rec *rec)
 {
 	if (!tkm_cbor_is(v, TKM_CBOR_MAP)) {
-		return bad_reply(r, "a record is not a map");
+		return tkmctl_reply_bad(r, "a record is not a map");
 	}
-	if (!get_uint(r, v, "seq", &rec->seq) || !get_uint(r, v, "ts_ms", &rec->ts_ms) ||
+	if (!tkmctl_get_uint(r, v, "seq", &rec->seq) ||
+	    !tkmctl_get_uint(r, v, "ts_ms", &rec->ts_ms) ||
 	    !get_text(r, v, "principal", true, &rec->principal.s, &rec->principal.n) ||
 	    !get_text(r, v, "role", true, &rec->role.s, &rec->role.n) ||
 	    !get_text(r, v, "method", false, &rec->method.s, &rec->method.n) ||
@@ -800,10 +585,10 @@ static bool parse_record(reply *r, const tkm_cbor_val *v, audit_rec *rec)
 	}
 	rec->details = tkm_cbor_map_get(v, "details");
 	if (!tkm_cbor_is(rec->details, TKM_CBOR_MAP)) {
-		return bad_field(r, "details", "a map");
+		return tkmctl_reply_bad_field(r, "details", "a map");
 	}
 	if (rec->seq == 0 || rec->seq > SEQ_MAX) {
-		return bad_reply(r, "a record's seq is out of range");
+		return tkmctl_reply_bad(r, "a record's seq is out of range");
 	}
 	return true;
 }
@@ -835,7 +620,7 @@ static tkm_err list_page(tkm_client *c, const tkmctl_opts *o, uint64_t after, ui
 	}
 	tkm_cbor_put_cstr(w, "limit");
 	tkm_cbor_put_uint(w, limit);
-	err = call(c, o, "audit.list", w, &pg->r);
+	err = tkmctl_call(c, o, "audit.list", w, &pg->r);
 	tkm_cbor_w_free(w);
 	if (err != TKM_OK) {
 		return err;
@@ -843,10 +628,10 @@ static tkm_err list_page(tkm_client *c, const tkmctl_opts *o, uint64_t after, ui
 	recs = tkm_cbor_map_get(pg->r.root, "records");
 	next = tkm_cbor_map_get(pg->r.root, "next");
 	if (!tkm_cbor_is(recs, TKM_CBOR_ARRAY)) {
-		bad_field(&pg->r, "records", "an array");
+		tkmctl_reply_bad_field(&pg->r, "records", "an array");
 		goto bad;
 	}
-	if (!get_uint(&pg->r, pg->r.root, "anchor", &pg->anchor)) {
+	if (!tkmctl_get_uint(&pg->r, pg->r.root, "anchor", &pg->anchor)) {
 		goto bad;
 	}
 	if (next != NULL && tkm_cbor_is(next, TKM_CBOR_NULL)) {
@@ -854,12 +639,12 @@ static tkm_err list_page(tkm_client *c, const tkmctl_opts *o, uint64_t after, ui
 	} else if (tkm_cbor_get_uint(next, &pg->next)) {
 		pg->has_next = true;
 	} else {
-		bad_field(&pg->r, "next", "an unsigned integer or null");
+		tkmctl_reply_bad_field(&pg->r, "next", "an unsigned integer or null");
 		goto bad;
 	}
 	pg->n = tkm_cbor_count(recs);
 	if (pg->n > limit) {
-		bad_reply(&pg->r, "more records than the limit");
+		tkmctl_reply_bad(&pg->r, "more records than the limit");
 		goto bad;
 	}
 	if (pg->n > 0 && (pg->recs = calloc(pg->n, sizeof(pg->recs[0]))) == NULL) {
@@ -871,13 +656,14 @@ static tkm_err list_page(tkm_client *c, const tkmctl_opts *o, uint64_t after, ui
 			goto bad;
 		}
 		if (pg->recs[i].seq <= prev) {
-			bad_reply(&pg->r, "records are not in rising seq order after the cursor");
+			tkmctl_reply_bad(&pg->r,
+			                 "records are not in rising seq order after the cursor");
 			goto bad;
 		}
 		prev = pg->recs[i].seq;
 	}
 	if (pg->has_next && (pg->n == 0 || pg->next != prev)) {
-		bad_reply(&pg->r, "'next' is not the seq of the page's last record");
+		tkmctl_reply_bad(&pg->r, "'next' is not the seq of the page's last record");
 		goto bad;
 	}
 	return TKM_OK;
@@ -927,11 +713,11 @@ static void print_record_json(FILE *f, const audit_rec *r)
 	put_json_opt(f, "outcome", &r->outcome);
 	put_json_opt(f, "error_code", &r->error_code);
 	fputs(",\"details\":", f);
-	json_value(f, r->details);
+	tkmctl_put_json_cbor(f, r->details);
 	fputs(",\"prev_hash\":\"", f);
-	put_hex(f, r->prev_hash, TKM_AUDIT_HASH_LEN);
+	tkmctl_put_hex(f, r->prev_hash, TKM_AUDIT_HASH_LEN);
 	fputs("\",\"hash\":\"", f);
-	put_hex(f, r->hash, TKM_AUDIT_HASH_LEN);
+	tkmctl_put_hex(f, r->hash, TKM_AUDIT_HASH_LEN);
 	fputs("\"}\n", f);
 }
 
@@ -1097,7 +883,7 @@ static int verify_service(const tkmctl_opts *o)
 {
 	tkm_client *c = NULL;
 	tkm_audit_report rep;
-	reply r;
+	tkmctl_reply r;
 	char kind[64];
 	bool ok = false;
 	tkm_err err;
@@ -1108,31 +894,31 @@ static int verify_service(const tkmctl_opts *o)
 	if ((rc = tkmctl_connect(o, 0, &c)) != TKMCTL_EXIT_OK) {
 		goto out;
 	}
-	if ((err = call(c, o, "audit.verify", NULL, &r)) != TKM_OK) {
+	if ((err = tkmctl_call(c, o, "audit.verify", NULL, &r)) != TKM_OK) {
 		rc = tkmctl_fail(o, err, r.why);
 		goto out;
 	}
-	if (!get_bool(&r, r.root, "ok", &ok) ||
+	if (!tkmctl_get_bool(&r, r.root, "ok", &ok) ||
 	    !get_cstr(&r, r.root, "fault", true, kind, sizeof(kind)) ||
-	    !get_uint(&r, r.root, "bad_seq", &rep.bad_seq) ||
+	    !tkmctl_get_uint(&r, r.root, "bad_seq", &rep.bad_seq) ||
 	    !get_cstr(&r, r.root, "what", true, rep.what, sizeof(rep.what)) ||
-	    !get_uint(&r, r.root, "first_seq", &rep.first_seq) ||
-	    !get_uint(&r, r.root, "records", &rep.records) ||
-	    !get_uint(&r, r.root, "last_seq", &rep.last_seq) ||
-	    !get_uint(&r, r.root, "checkpoints", &rep.checkpoints) ||
-	    !get_uint(&r, r.root, "last_checkpoint_seq", &rep.last_checkpoint_seq) ||
-	    !get_uint(&r, r.root, "unsigned_tail", &rep.unsigned_tail)) {
+	    !tkmctl_get_uint(&r, r.root, "first_seq", &rep.first_seq) ||
+	    !tkmctl_get_uint(&r, r.root, "records", &rep.records) ||
+	    !tkmctl_get_uint(&r, r.root, "last_seq", &rep.last_seq) ||
+	    !tkmctl_get_uint(&r, r.root, "checkpoints", &rep.checkpoints) ||
+	    !tkmctl_get_uint(&r, r.root, "last_checkpoint_seq", &rep.last_checkpoint_seq) ||
+	    !tkmctl_get_uint(&r, r.root, "unsigned_tail", &rep.unsigned_tail)) {
 		rc = tkmctl_fail(o, TKM_E_PROTOCOL, r.why);
 		goto out;
 	}
 	if (ok != (strcmp(kind, "none") == 0)) {
-		bad_reply(&r, "'ok' and 'fault' disagree");
+		tkmctl_reply_bad(&r, "'ok' and 'fault' disagree");
 		rc = tkmctl_fail(o, TKM_E_PROTOCOL, r.why);
 		goto out;
 	}
 	rc = print_verify(o, "url", o->url, ok, kind, &rep);
 out:
-	reply_free(&r);
+	tkmctl_reply_free(&r);
 	tkm_client_close(c);
 	return rc;
 }
@@ -1181,7 +967,7 @@ static int cmd_audit_pubkey(const tkmctl_opts *o, int argc, char **argv)
 	const uint8_t *pk = NULL, *id = NULL;
 	tkm_client *c = NULL;
 	FILE *f = NULL;
-	reply r;
+	tkmctl_reply r;
 	tkm_err err;
 	int rc;
 
@@ -1208,7 +994,7 @@ static int cmd_audit_pubkey(const tkmctl_opts *o, int argc, char **argv)
 	if ((rc = tkmctl_connect(o, 0, &c)) != TKMCTL_EXIT_OK) {
 		goto out;
 	}
-	if ((err = call(c, o, "audit.public_key", NULL, &r)) != TKM_OK) {
+	if ((err = tkmctl_call(c, o, "audit.public_key", NULL, &r)) != TKM_OK) {
 		rc = tkmctl_fail(o, err, r.why);
 		goto out;
 	}
@@ -1221,7 +1007,7 @@ static int cmd_audit_pubkey(const tkmctl_opts *o, int argc, char **argv)
 		if ((rc = create_out(o, out_path, 0644, &f)) != TKMCTL_EXIT_OK) {
 			goto out;
 		}
-		put_hex(f, pk, TKM_AUDIT_PK_LEN);
+		tkmctl_put_hex(f, pk, TKM_AUDIT_PK_LEN);
 		fputc('\n', f);
 		rc = finish_out(o, out_path, f);
 		f = NULL;
@@ -1231,9 +1017,9 @@ static int cmd_audit_pubkey(const tkmctl_opts *o, int argc, char **argv)
 	}
 	if (o->json) {
 		fputs("{\"public_key\":\"", stdout);
-		put_hex(stdout, pk, TKM_AUDIT_PK_LEN);
+		tkmctl_put_hex(stdout, pk, TKM_AUDIT_PK_LEN);
 		fputs("\",\"key_id\":\"", stdout);
-		put_hex(stdout, id, 16);
+		tkmctl_put_hex(stdout, id, 16);
 		fputc('"', stdout);
 		if (out_path != NULL) {
 			fputs(",\"file\":", stdout);
@@ -1244,15 +1030,15 @@ static int cmd_audit_pubkey(const tkmctl_opts *o, int argc, char **argv)
 		fputs("audit public key written to ", stdout);
 		tkmctl_put_text(stdout, out_path);
 		fputs(" (key id ", stdout);
-		put_hex(stdout, id, 16);
+		tkmctl_put_hex(stdout, id, 16);
 		fputs(")\n", stdout);
 	} else {
-		put_hex(stdout, pk, TKM_AUDIT_PK_LEN);
+		tkmctl_put_hex(stdout, pk, TKM_AUDIT_PK_LEN);
 		fputc('\n', stdout);
 	}
 	rc = TKMCTL_EXIT_OK;
 out:
-	reply_free(&r);
+	tkmctl_reply_free(&r);
 	tkm_client_close(c);
 	return rc;
 }
@@ -1615,7 +1401,7 @@ static int call_copy(const tkmctl_opts *o, const char *method, const char *path,
 {
 	tkm_client *c = NULL;
 	tkm_cbor_w *w = NULL;
-	reply r;
+	tkmctl_reply r;
 	tkm_err err;
 	int rc;
 
@@ -1635,22 +1421,22 @@ static int call_copy(const tkmctl_opts *o, const char *method, const char *path,
 		tkm_cbor_put_cstr(w, "before_ms");
 		tkm_cbor_put_uint(w, before_ms);
 	}
-	if ((err = call(c, o, method, w, &r)) != TKM_OK) {
+	if ((err = tkmctl_call(c, o, method, w, &r)) != TKM_OK) {
 		rc = tkmctl_fail(o, err, r.why);
 		goto out;
 	}
 	if (!get_cstr(&r, r.root, "path", false, res->path, sizeof(res->path)) ||
-	    !get_uint(&r, r.root, "bytes", &res->bytes) ||
-	    !get_uint(&r, r.root, "first_seq", &res->first_seq) ||
-	    !get_uint(&r, r.root, "last_seq", &res->last_seq) ||
-	    !get_uint(&r, r.root, "checkpoint_seq", &res->checkpoint_seq) ||
-	    (with_seq && !get_uint(&r, r.root, "seq", &res->seq))) {
+	    !tkmctl_get_uint(&r, r.root, "bytes", &res->bytes) ||
+	    !tkmctl_get_uint(&r, r.root, "first_seq", &res->first_seq) ||
+	    !tkmctl_get_uint(&r, r.root, "last_seq", &res->last_seq) ||
+	    !tkmctl_get_uint(&r, r.root, "checkpoint_seq", &res->checkpoint_seq) ||
+	    (with_seq && !tkmctl_get_uint(&r, r.root, "seq", &res->seq))) {
 		rc = tkmctl_fail(o, TKM_E_PROTOCOL, r.why);
 		goto out;
 	}
 	rc = TKMCTL_EXIT_OK;
 out:
-	reply_free(&r);
+	tkmctl_reply_free(&r);
 	tkm_cbor_w_free(w);
 	tkm_client_close(c);
 	return rc;
@@ -1733,7 +1519,7 @@ static int cmd_audit_checkpoint(const tkmctl_opts *o, int argc, char **argv)
 {
 	tkm_client *c = NULL;
 	uint64_t seq = 0;
-	reply r;
+	tkmctl_reply r;
 	tkm_err err;
 	int rc;
 
@@ -1744,11 +1530,11 @@ static int cmd_audit_checkpoint(const tkmctl_opts *o, int argc, char **argv)
 	if ((rc = tkmctl_connect(o, 0, &c)) != TKMCTL_EXIT_OK) {
 		goto out;
 	}
-	if ((err = call(c, o, "audit.checkpoint", NULL, &r)) != TKM_OK) {
+	if ((err = tkmctl_call(c, o, "audit.checkpoint", NULL, &r)) != TKM_OK) {
 		rc = tkmctl_fail(o, err, r.why);
 		goto out;
 	}
-	if (!get_uint(&r, r.root, "seq", &seq)) {
+	if (!tkmctl_get_uint(&r, r.root, "seq", &seq)) {
 		rc = tkmctl_fail(o, TKM_E_PROTOCOL, r.why);
 		goto out;
 	}
@@ -1759,7 +1545,7 @@ static int cmd_audit_checkpoint(const tkmctl_opts *o, int argc, char **argv)
 	}
 	rc = TKMCTL_EXIT_OK;
 out:
-	reply_free(&r);
+	tkmctl_reply_free(&r);
 	tkm_client_close(c);
 	return rc;
 }
