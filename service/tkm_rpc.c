@@ -40,6 +40,7 @@ struct tkm_rpc_ctx {
 	char target[TKM_RPC_TARGET_MAX];
 	bool audited;  /* this request's audit record is written */
 	bool approved; /* running a dual-control request after its approval */
+	bool answered; /* the gate answered: a dual-control request is now pending */
 };
 
 static uint64_t elapsed_us(const struct timespec *since)
@@ -369,6 +370,7 @@ static tkm_err run(tkm_rpc_ctx *ctx, const tkm_rpc_method *m, const tkm_wire_req
 
 		err = rpc->env.gate(rpc->env.gate_ctx, ctx, req->params, req->auth, result,
 		                    &answered, why, why_len);
+		ctx->answered = answered;
 		if (err != TKM_OK || answered) {
 			goto finish;
 		}
@@ -479,7 +481,10 @@ tkm_err tkm_rpc_handle(tkm_rpc *rpc, const uint8_t *buf, size_t len, const char 
 	tkm_log_str(&line, "method", req.method[0] != '\0' ? req.method : NULL);
 	tkm_log_str(&line, "principal", ctx.who.authenticated ? ctx.who.principal : NULL);
 	tkm_log_str(&line, "peer", peer);
-	tkm_log_str(&line, "outcome", err == TKM_OK ? "ok" : tkm_err_wire_name(err));
+	tkm_log_str(&line, "outcome",
+	            err != TKM_OK  ? tkm_err_wire_name(err)
+	            : ctx.answered ? "pending"
+	                           : "ok");
 	tkm_log_uint(&line, "latency_us", elapsed_us(&t0));
 	if (err != TKM_OK && tkm_log_enabled(TKM_LOG_DEBUG)) {
 		/* Our own decoder's words about the peer's bytes; never the bytes. */

@@ -1642,6 +1642,9 @@ static void test_no_secrets(tkm_client *aud, tkm_client *adm)
 	CHECK(log != NULL);
 	/* The search looks where it should: the log has its request lines. */
 	CHECK(log != NULL && strstr(log, "auth.login") != NULL);
+	/* A dual-control call's request line says it is pending, not done. */
+	CHECK(log != NULL && strstr(log, "method=operator.create") != NULL &&
+	      strstr(log, "outcome=pending") != NULL);
 	if (log != NULL) {
 		CHECK_EQ_INT(secrets_in("tkmd's log", (const uint8_t *)log, log_len, false), 0);
 	}
