@@ -329,17 +329,53 @@ static void target_of(const tkm_cbor_val *params, target_buf *b, tkm_policy_targ
 	target_attr(params, "terminal", b->terminal, sizeof(b->terminal), &t->terminal);
 }
 
-static tkm_err decide(tkm_gate *g, const tkm_rpc_who *who, const char *method,
-                      const tkm_cbor_val *params, bool approval, tkm_policy_decision *d)
+/* The target from the method's resolver: the object the request names, looked up. */
+static tkm_err resolved_target(const tkm_rpc_env *env, tkm_rpc_resolve_fn resolve,
+                               const tkm_cbor_val *params, target_buf *b, tkm_policy_target *t)
+{
+	tkm_rpc_target rt;
+	char why[128];
+	tkm_err err;
+
+	memset(&rt, 0, sizeof(rt));
+	err = resolve(env, params, &rt, why, sizeof(why));
+	if (err != TKM_OK && err != TKM_E_NOT_FOUND) {
+		return err;
+	}
+	_Static_assert(sizeof(rt.site) == sizeof(b->site), "same id length");
+	memcpy(b->merchant, rt.merchant, sizeof(b->merchant));
+	memcpy(b->group, rt.group, sizeof(b->group));
+	memcpy(b->key, rt.key, sizeof(b->key));
+	memcpy(b->site, rt.site, sizeof(b->site));
+	memcpy(b->terminal, rt.terminal, sizeof(b->terminal));
+	t->merchant = b->merchant;
+	t->group = b->group;
+	t->key = b->key;
+	t->site = b->site;
+	t->terminal = b->terminal;
+	return TKM_OK;
+}
+
+static tkm_err decide_for(tkm_gate *g, const tkm_rpc_env *env, tkm_rpc_resolve_fn resolve,
+                          const tkm_rpc_who *who, const char *method, const tkm_cbor_val *params,
+                          bool approval, tkm_policy_decision *d)
 {
 	tkm_policy_grant grants[TKM_RPC_ROLES_MAX];
 	tkm_policy_principal pr;
 	tkm_policy_target t;
 	target_buf tb;
 	const tkm_policy *p = tkm_gate_policy_get(g, NULL);
+	tkm_err err;
 
 	memset(&t, 0, sizeof(t));
-	target_of(params, &tb, &t);
+	if (resolve != NULL) {
+		err = resolved_target(env, resolve, params, &tb, &t);
+		if (err != TKM_OK) {
+			return err;
+		}
+	} else {
+		target_of(params, &tb, &t);
+	}
 	if (who == NULL || !who->authenticated) {
 		return tkm_policy_check(p, NULL, method, &t, d);
 	}
@@ -354,6 +390,13 @@ static tkm_err decide(tkm_gate *g, const tkm_rpc_who *who, const char *method,
 	pr.ngrants = who->nroles;
 	return approval ? tkm_policy_check_approval(p, &pr, method, &t, d)
 	                : tkm_policy_check(p, &pr, method, &t, d);
+}
+
+/* Without a resolver: the target by param names (approvals re-check on stored params). */
+static tkm_err decide(tkm_gate *g, const tkm_rpc_who *who, const char *method,
+                      const tkm_cbor_val *params, bool approval, tkm_policy_decision *d)
+{
+	return decide_for(g, NULL, NULL, who, method, params, approval, d);
 }
 
 tkm_err tkm_gate_allowed(void *gate, const tkm_rpc_who *who, const char *method,
@@ -574,7 +617,8 @@ tkm_err tkm_gate_check(void *gate, tkm_rpc_ctx *ctx, const tkm_cbor_val *params,
 			              why, why_len);
 		}
 	}
-	err = decide(g, who, method, params, false, &d);
+	err = decide_for(g, tkm_rpc_ctx_env(ctx), tkm_rpc_ctx_method(ctx)->resolve, who, method,
+	                 params, false, &d);
 	if (err != TKM_OK) {
 		return err;
 	}

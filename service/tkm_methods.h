@@ -22,6 +22,9 @@ extern const tkm_rpc_table tkm_methods_auth;
 /* approval.*, policy.* */
 extern const tkm_rpc_table tkm_methods_approval;
 
+/* terminal.*: the registry and the lifecycle */
+extern const tkm_rpc_table tkm_methods_terminal;
+
 /* debug.sleep: test builds only (TKM_TEST_METHODS) */
 extern const tkm_rpc_table tkm_methods_debug;
 

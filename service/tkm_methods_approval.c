@@ -540,11 +540,11 @@ static tkm_err policy_apply(tkm_rpc_ctx *ctx, const tkm_cbor_val *params, tkm_cb
 }
 
 static const tkm_rpc_method approval_methods[] = {
-    {"approval.list", approval_list, "approval.list", TKM_RPC_F_READONLY},
-    {"approval.approve", approval_approve, "approval.approve", 0},
-    {"approval.reject", approval_reject, "approval.reject", 0},
-    {"policy.show", policy_show, "policy.show", TKM_RPC_F_READONLY},
-    {"policy.apply", policy_apply, "policy.apply", 0},
+    {"approval.list", approval_list, "approval.list", TKM_RPC_F_READONLY, NULL},
+    {"approval.approve", approval_approve, "approval.approve", 0, NULL},
+    {"approval.reject", approval_reject, "approval.reject", 0, NULL},
+    {"policy.show", policy_show, "policy.show", TKM_RPC_F_READONLY, NULL},
+    {"policy.apply", policy_apply, "policy.apply", 0, NULL},
 };
 
 const tkm_rpc_table tkm_methods_approval = {approval_methods,

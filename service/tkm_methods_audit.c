@@ -410,12 +410,12 @@ static tkm_err store_backup(tkm_rpc_ctx *ctx, const tkm_cbor_val *params, tkm_cb
 }
 
 static const tkm_rpc_method audit_methods[] = {
-    {"audit.verify", audit_verify, "audit.verify", TKM_RPC_F_READONLY},
-    {"audit.list", audit_list, "audit.list", TKM_RPC_F_READONLY},
-    {"audit.public_key", audit_public_key, "audit.public_key", TKM_RPC_F_READONLY},
-    {"audit.checkpoint", audit_checkpoint, "audit.checkpoint", 0},
-    {"audit.archive", audit_archive, "audit.archive", 0},
-    {"store.backup", store_backup, "store.backup", TKM_RPC_F_READONLY | TKM_RPC_F_SECRET},
+    {"audit.verify", audit_verify, "audit.verify", TKM_RPC_F_READONLY, NULL},
+    {"audit.list", audit_list, "audit.list", TKM_RPC_F_READONLY, NULL},
+    {"audit.public_key", audit_public_key, "audit.public_key", TKM_RPC_F_READONLY, NULL},
+    {"audit.checkpoint", audit_checkpoint, "audit.checkpoint", 0, NULL},
+    {"audit.archive", audit_archive, "audit.archive", 0, NULL},
+    {"store.backup", store_backup, "store.backup", TKM_RPC_F_READONLY | TKM_RPC_F_SECRET, NULL},
 };
 
 const tkm_rpc_table tkm_methods_audit = {audit_methods,

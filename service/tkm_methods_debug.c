@@ -47,7 +47,7 @@ static tkm_err debug_sleep(tkm_rpc_ctx *ctx, const tkm_cbor_val *params, tkm_cbo
 }
 
 static const tkm_rpc_method tkm_methods_debug_list[] = {
-    {"debug.sleep", debug_sleep, "debug.sleep", TKM_RPC_F_READONLY | TKM_RPC_F_DEBUG},
+    {"debug.sleep", debug_sleep, "debug.sleep", TKM_RPC_F_READONLY | TKM_RPC_F_DEBUG, NULL},
 };
 
 const tkm_rpc_table tkm_methods_debug = {

@@ -105,8 +105,8 @@ static tkm_err sys_info(tkm_rpc_ctx *ctx, const tkm_cbor_val *params, tkm_cbor_w
 }
 
 static const tkm_rpc_method tkm_methods_sys_list[] = {
-    {"sys.ping", sys_ping, "sys.ping", TKM_RPC_F_READONLY},
-    {"sys.info", sys_info, "sys.info", TKM_RPC_F_READONLY},
+    {"sys.ping", sys_ping, "sys.ping", TKM_RPC_F_READONLY, NULL},
+    {"sys.info", sys_info, "sys.info", TKM_RPC_F_READONLY, NULL},
 };
 
 const tkm_rpc_table tkm_methods_sys = {

@@ -23,6 +23,7 @@
 typedef struct tkm_rpc tkm_rpc;
 typedef struct tkm_rpc_ctx tkm_rpc_ctx; /* one request in flight */
 typedef struct tkm_rpc_method tkm_rpc_method;
+typedef struct tkm_rpc_env tkm_rpc_env;
 
 #define TKM_RPC_PRINCIPAL_MAX 140
 #define TKM_RPC_ROLES_MAX     8
@@ -60,11 +61,30 @@ typedef tkm_err (*tkm_rpc_handler)(tkm_rpc_ctx *ctx, const tkm_cbor_val *params,
 /* Read-only, but it hands out secrets (or the whole database): audited like a change. */
 #define TKM_RPC_F_SECRET (1u << 2)
 
+/* The attributes of the object a request acts on, for scoped permissions; "" absent. */
+typedef struct tkm_rpc_target {
+	char merchant[65];
+	char group[65];
+	char key[65];
+	char site[65];
+	char terminal[65];
+} tkm_rpc_target;
+
+/*
+ * Fill t from a request's params (looking the object up in the store). The
+ * gate calls it before the policy check; without one, the params' own
+ * "merchant", "group", "key", "site" and "terminal" texts are the target.
+ * TKM_E_NOT_FOUND lets the policy decide on an empty target.
+ */
+typedef tkm_err (*tkm_rpc_resolve_fn)(const tkm_rpc_env *env, const tkm_cbor_val *params,
+                                      tkm_rpc_target *t, char *why, size_t why_len);
+
 struct tkm_rpc_method {
 	const char *name; /* "sys.ping" */
 	tkm_rpc_handler handler;
 	const char *permission; /* checked by the policy engine (a later issue) */
 	unsigned flags;         /* TKM_RPC_F_* */
+	tkm_rpc_resolve_fn resolve; /* NULL: the target comes from the params by name */
 };
 
 typedef struct tkm_rpc_table {
@@ -85,7 +105,7 @@ typedef tkm_err (*tkm_rpc_gate_fn)(void *gate, tkm_rpc_ctx *ctx, const tkm_cbor_
                                    char *why, size_t why_len);
 
 /* What handlers may use. Owned by the caller; must outlive the dispatcher. */
-typedef struct tkm_rpc_env {
+struct tkm_rpc_env {
 	tkm_hsm *hsm;                /* logged in; NULL only in dispatcher unit tests */
 	tkm_store *store;            /* its writer is running */
 	const uint8_t *audit_pk;     /* the HSM audit key's Ed25519 public key (32 bytes) */
@@ -95,7 +115,7 @@ typedef struct tkm_rpc_env {
 	void *auth;              /* tkm_auth, for the auth.* handlers */
 	tkm_cbor_limits limits;  /* for decoding requests */
 	size_t max_message_size; /* largest reply; larger results become errors */
-} tkm_rpc_env;
+};
 
 /*
  * Build a dispatcher over ntables tables. Fails with TKM_E_INVALID_ARG (and a

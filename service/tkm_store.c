@@ -268,14 +268,118 @@ static tkm_err migrate_4(sqlite3 *db, const char *path, char *why, size_t why_le
 	    why, why_len);
 }
 
+/*
+ * Migration 5: the terminal registry (docs/terminals.md). Records keyed by
+ * id; (manufacturer, serial) unique among live ones, so that revoked or
+ * decommissioned hardware comes back as a new record. Triggers hold what
+ * must stay true whoever writes: records start registered, are never
+ * deleted and keep their hardware identity, never go back to registered,
+ * revoked and decommissioned are final, active needs bound keys, bound keys
+ * and the histories never change. Dates are checked as real calendar days
+ * (date() alone lets 2023-02-30 through; the '+0 days' modifier normalises
+ * it). Enrollment codes are kept as hashes only. The list filters on
+ * merchant, site, group and state have indexes (each also orders by id, for
+ * the cursor); last_seen has none on purpose: an id-ordered page cannot use
+ * one, and every batched last-seen write would pay for it.
+ */
+static tkm_err migrate_5(sqlite3 *db, const char *path, char *why, size_t why_len)
+{
+	return tkm_store_exec(
+	    db, path,
+	    "CREATE TABLE terminal ("
+	    " id INTEGER PRIMARY KEY,"
+	    " manufacturer TEXT NOT NULL CHECK (length(manufacturer) > 0),"
+	    " serial TEXT NOT NULL CHECK (length(serial) > 0),"
+	    " model TEXT,"
+	    " merchant TEXT,"
+	    " site TEXT,"
+	    " grp TEXT,"
+	    " purchase_date TEXT CHECK (purchase_date IS NULL OR"
+	    "  date(purchase_date, '+0 days') IS purchase_date),"
+	    " state TEXT NOT NULL CHECK (state IN"
+	    "  ('registered', 'active', 'suspended', 'revoked', 'decommissioned')),"
+	    " firmware_version TEXT,"
+	    " app_version TEXT,"
+	    " enrolled_at INTEGER,"
+	    " last_seen INTEGER,"
+	    " notes TEXT,"
+	    " created INTEGER NOT NULL);"
+	    "CREATE UNIQUE INDEX terminal_hw ON terminal (manufacturer, serial)"
+	    " WHERE state NOT IN ('revoked', 'decommissioned');"
+	    "CREATE INDEX terminal_merchant ON terminal (merchant);"
+	    "CREATE INDEX terminal_site ON terminal (site);"
+	    "CREATE INDEX terminal_grp ON terminal (grp);"
+	    "CREATE INDEX terminal_state ON terminal (state);"
+	    "CREATE TRIGGER terminal_starts BEFORE INSERT ON terminal"
+	    " WHEN NEW.state != 'registered' OR NEW.enrolled_at IS NOT NULL"
+	    " BEGIN SELECT RAISE(ABORT, 'a terminal record starts registered'); END;"
+	    "CREATE TRIGGER terminal_kept BEFORE DELETE ON terminal"
+	    " BEGIN SELECT RAISE(ABORT, 'terminal records are never deleted'); END;"
+	    "CREATE TRIGGER terminal_hw_fixed BEFORE UPDATE OF manufacturer, serial ON terminal"
+	    " WHEN NEW.manufacturer IS NOT OLD.manufacturer OR NEW.serial IS NOT OLD.serial"
+	    " BEGIN SELECT RAISE(ABORT, 'a terminal record keeps its hardware'); END;"
+	    "CREATE TRIGGER terminal_final BEFORE UPDATE OF state ON terminal"
+	    " WHEN OLD.state IN ('revoked', 'decommissioned') AND NEW.state IS NOT OLD.state"
+	    " BEGIN SELECT RAISE(ABORT, 'revoked and decommissioned are final'); END;"
+	    "CREATE TRIGGER terminal_once_registered BEFORE UPDATE OF state ON terminal"
+	    " WHEN NEW.state = 'registered' AND OLD.state != 'registered'"
+	    " BEGIN SELECT RAISE(ABORT, 'a terminal never goes back to registered'); END;"
+	    "CREATE TABLE terminal_device ("
+	    " terminal_id INTEGER PRIMARY KEY REFERENCES terminal (id),"
+	    " principal TEXT NOT NULL UNIQUE,"
+	    " sign_pk BLOB NOT NULL CHECK (typeof(sign_pk) = 'blob' AND length(sign_pk) = 32),"
+	    " box_pk BLOB NOT NULL CHECK (typeof(box_pk) = 'blob' AND length(box_pk) = 32),"
+	    " bound INTEGER NOT NULL);"
+	    "CREATE TRIGGER terminal_device_fixed BEFORE UPDATE ON terminal_device"
+	    " BEGIN SELECT RAISE(ABORT, 'bound keys never change'); END;"
+	    "CREATE TRIGGER terminal_device_kept BEFORE DELETE ON terminal_device"
+	    " BEGIN SELECT RAISE(ABORT, 'bound keys never change'); END;"
+	    "CREATE TRIGGER terminal_active_keys BEFORE UPDATE OF state ON terminal"
+	    " WHEN NEW.state = 'active' AND NOT EXISTS"
+	    "  (SELECT 1 FROM terminal_device WHERE terminal_id = NEW.id)"
+	    " BEGIN SELECT RAISE(ABORT, 'an active terminal needs bound keys'); END;"
+	    "CREATE TABLE terminal_maintenance ("
+	    " seq INTEGER PRIMARY KEY,"
+	    " terminal_id INTEGER NOT NULL REFERENCES terminal (id),"
+	    " at TEXT NOT NULL CHECK (date(at, '+0 days') IS at),"
+	    " kind TEXT NOT NULL CHECK (length(kind) > 0),"
+	    " description TEXT,"
+	    " technician TEXT NOT NULL CHECK (length(technician) > 0),"
+	    " recorded INTEGER NOT NULL);"
+	    "CREATE INDEX terminal_maintenance_t ON terminal_maintenance (terminal_id);"
+	    "CREATE TRIGGER terminal_maintenance_fixed BEFORE UPDATE ON terminal_maintenance"
+	    " BEGIN SELECT RAISE(ABORT, 'maintenance history is append-only'); END;"
+	    "CREATE TRIGGER terminal_maintenance_kept BEFORE DELETE ON terminal_maintenance"
+	    " BEGIN SELECT RAISE(ABORT, 'maintenance history is append-only'); END;"
+	    "CREATE TABLE terminal_custody ("
+	    " seq INTEGER PRIMARY KEY,"
+	    " terminal_id INTEGER NOT NULL REFERENCES terminal (id),"
+	    " at TEXT NOT NULL CHECK (date(at, '+0 days') IS at),"
+	    " action TEXT NOT NULL CHECK (action IN ('received', 'returned')),"
+	    " person TEXT NOT NULL CHECK (length(person) > 0),"
+	    " counterparty TEXT,"
+	    " recorded INTEGER NOT NULL);"
+	    "CREATE INDEX terminal_custody_t ON terminal_custody (terminal_id);"
+	    "CREATE TRIGGER terminal_custody_fixed BEFORE UPDATE ON terminal_custody"
+	    " BEGIN SELECT RAISE(ABORT, 'custody history is append-only'); END;"
+	    "CREATE TRIGGER terminal_custody_kept BEFORE DELETE ON terminal_custody"
+	    " BEGIN SELECT RAISE(ABORT, 'custody history is append-only'); END;"
+	    "CREATE TABLE enrollment_code ("
+	    " code_hash BLOB PRIMARY KEY CHECK (typeof(code_hash) = 'blob' AND"
+	    "  length(code_hash) = 32),"
+	    " terminal_id INTEGER NOT NULL REFERENCES terminal (id),"
+	    " created INTEGER NOT NULL,"
+	    " expires INTEGER NOT NULL,"
+	    " used INTEGER);"
+	    "CREATE INDEX enrollment_code_t ON enrollment_code (terminal_id);",
+	    why, why_len);
+}
+
 static const struct {
 	int version;
 	tkm_err (*apply)(sqlite3 *db, const char *path, char *why, size_t why_len);
 } tkm_store_migrations[] = {
-    {1, migrate_1},
-    {2, migrate_2},
-    {3, migrate_3},
-    {4, migrate_4},
+    {1, migrate_1}, {2, migrate_2}, {3, migrate_3}, {4, migrate_4}, {5, migrate_5},
 };
 
 _Static_assert(sizeof(tkm_store_migrations) / sizeof(tkm_store_migrations[0]) ==

@@ -18,7 +18,7 @@
 #include "tkm_audit.h"
 
 /* The schema this build knows; migration N brings user_version to N. */
-#define TKM_STORE_SCHEMA_VERSION 4
+#define TKM_STORE_SCHEMA_VERSION 5
 
 typedef struct tkm_store tkm_store;
 

@@ -245,6 +245,7 @@ int main(int argc, char **argv)
 		&tkm_methods_audit,
 		&tkm_methods_auth,
 		&tkm_methods_approval,
+		&tkm_methods_terminal,
 #if TKM_TEST_METHODS
 		&tkm_methods_debug,
 #endif

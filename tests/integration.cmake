@@ -61,3 +61,7 @@ tkm_integration_test(service_audit 300)
 target_link_libraries(service_audit_test PRIVATE tkm_store tkm_store_fixture)
 add_dependencies(service_audit_test tkmctl)
 target_compile_definitions(service_audit_test PRIVATE TKM_TKMCTL_PATH="$<TARGET_FILE:tkmctl>")
+
+# The terminal registry through tkmd: add, import, list, lifecycle, histories,
+# a station's site scope.
+tkm_integration_test(service_terminal 180)

@@ -3,7 +3,7 @@
 
 # What building and running tkmd needs.
 tkm_build_packages=(build-essential cmake pkg-config libnng-dev libcbor-dev libsodium-dev
-	libsqlite3-dev libp11-kit-dev libconfig-dev softhsm2 openssl)
+	libsqlite3-dev libp11-kit-dev libconfig-dev libcsv-dev softhsm2 openssl)
 
 # What the test suite needs on top: the fuzzer's compiler and runtime, the
 # lint tools, pkcs11-tool for inspecting HSM objects, python3 for JSON checks.
