@@ -82,8 +82,8 @@ typedef tkm_err (*tkm_rpc_resolve_fn)(const tkm_rpc_env *env, const tkm_cbor_val
 struct tkm_rpc_method {
 	const char *name; /* "sys.ping" */
 	tkm_rpc_handler handler;
-	const char *permission; /* checked by the policy engine (a later issue) */
-	unsigned flags;         /* TKM_RPC_F_* */
+	const char *permission;     /* checked by the policy engine (a later issue) */
+	unsigned flags;             /* TKM_RPC_F_* */
 	tkm_rpc_resolve_fn resolve; /* NULL: the target comes from the params by name */
 };
 
