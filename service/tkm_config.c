@@ -490,6 +490,18 @@ static tkm_err set_auth(cfg_parse *p, const config_setting_t *s)
 	return get_mixed_group(p, s, "auth", ints, sizeof(ints) / sizeof(ints[0]), strs, 1);
 }
 
+/* terminals = { enroll_code_ttl_seconds; last_seen_flush_seconds; } */
+static tkm_err set_terminals(cfg_parse *p, const config_setting_t *s)
+{
+	tkm_config *cfg = p->cfg;
+	const cfg_int_member ints[] = {
+	    {"enroll_code_ttl_seconds", 60, 30 * 86400, &cfg->terminal_enroll_code_ttl_s},
+	    {"last_seen_flush_seconds", 1, 3600, &cfg->terminal_last_seen_flush_s},
+	};
+
+	return get_mixed_group(p, s, "terminals", ints, sizeof(ints) / sizeof(ints[0]), NULL, 0);
+}
+
 static const struct {
 	const char *name;
 	tkm_err (*set)(cfg_parse *p, const config_setting_t *s);
@@ -505,6 +517,7 @@ static const struct {
     {"database", set_database},
     {"audit", set_audit},
     {"auth", set_auth},
+    {"terminals", set_terminals},
     {"log_level", set_log_level},
 };
 
@@ -618,6 +631,8 @@ tkm_err tkm_config_load(const char *path, tkm_config **out, char *why, size_t wh
 	cfg->auth_argon2_memlimit_kib = 65536; /* crypto_pwhash_MEMLIMIT_INTERACTIVE */
 	cfg->auth_approval_ttl_s = 3600;
 	cfg->auth_signature_window_s = 300;
+	cfg->terminal_enroll_code_ttl_s = 86400;
+	cfg->terminal_last_seen_flush_s = 60;
 
 	f = fopen(path, "r");
 	if (f == NULL) {

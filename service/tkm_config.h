@@ -68,6 +68,9 @@ typedef struct tkm_config {
 	unsigned long auth_approval_ttl_s;
 	unsigned long auth_signature_window_s;
 	char *auth_common_passwords_file; /* NULL: the list built into tkmd */
+	/* terminals: docs/terminals.md */
+	unsigned long terminal_enroll_code_ttl_s; /* 86400 */
+	unsigned long terminal_last_seen_flush_s; /* 60 */
 	tkm_log_level log_level;
 } tkm_config;
 

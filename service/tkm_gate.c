@@ -331,14 +331,15 @@ static void target_of(const tkm_cbor_val *params, target_buf *b, tkm_policy_targ
 
 /* The target from the method's resolver: the object the request names, looked up. */
 static tkm_err resolved_target(const tkm_rpc_env *env, tkm_rpc_resolve_fn resolve,
-                               const tkm_cbor_val *params, target_buf *b, tkm_policy_target *t)
+                               const tkm_rpc_who *who, const tkm_cbor_val *params, target_buf *b,
+                               tkm_policy_target *t)
 {
 	tkm_rpc_target rt;
 	char why[128];
 	tkm_err err;
 
 	memset(&rt, 0, sizeof(rt));
-	err = resolve(env, params, &rt, why, sizeof(why));
+	err = resolve(env, who, params, &rt, why, sizeof(why));
 	if (err != TKM_OK && err != TKM_E_NOT_FOUND) {
 		return err;
 	}
@@ -369,7 +370,7 @@ static tkm_err decide_for(tkm_gate *g, const tkm_rpc_env *env, tkm_rpc_resolve_f
 
 	memset(&t, 0, sizeof(t));
 	if (resolve != NULL) {
-		err = resolved_target(env, resolve, params, &tb, &t);
+		err = resolved_target(env, resolve, who, params, &tb, &t);
 		if (err != TKM_OK) {
 			return err;
 		}

@@ -11,7 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
+#include "tkm_log.h"
 #include "tkm_methods.h"
+#include "tkm_seen.h"
 #include "tkm_store_auth.h"
 #include "tkm_store_terminal.h"
 #include "tkm_why.h"
@@ -166,26 +170,86 @@ static void target_name(int64_t id, char *buf, size_t cap)
 	tkm_why_set(buf, cap, "terminal:%lld", (long long)id);
 }
 
+/* A terminal's device principal: "terminal-ID" ("device:terminal-ID" in role assignments). */
+static void principal_name(int64_t id, char *buf, size_t cap)
+{
+	tkm_why_set(buf, cap, "terminal-%lld", (long long)id);
+}
+
+/* The record a request names: by "id", or by "manufacturer" and "serial" (the live one). */
+static tkm_err terminal_named(const tkm_rpc_env *env, const tkm_cbor_val *params,
+                              tkm_store_terminal *t, char *why, size_t why_len)
+{
+	char manufacturer[TKM_STORE_TERMINAL_FIELD_MAX + 1],
+	    serial[TKM_STORE_TERMINAL_FIELD_MAX + 1];
+	int64_t id = 0;
+	tkm_err err;
+
+	if (tkm_cbor_map_get(params, "id") != NULL) {
+		err = id_param(params, &id, why, why_len);
+		if (err == TKM_OK) {
+			err = tkm_store_terminal_get(env->store, id, t, why, why_len);
+		}
+		if (err == TKM_E_NOT_FOUND) {
+			err = tkm_why_fail(why, why_len, TKM_E_NOT_FOUND, "no terminal %lld",
+			                   (long long)id);
+		}
+		return err;
+	}
+	err = req_text(params, "manufacturer", manufacturer, sizeof(manufacturer), why, why_len);
+	if (err == TKM_OK) {
+		err = req_text(params, "serial", serial, sizeof(serial), why, why_len);
+	}
+	if (err == TKM_OK) {
+		err = tkm_store_terminal_get_hw(env->store, manufacturer, serial, t, why, why_len);
+	}
+	if (err == TKM_E_NOT_FOUND) {
+		err = tkm_why_fail(why, why_len, TKM_E_NOT_FOUND,
+		                   "no live terminal %s/%s: register or import it first",
+		                   manufacturer, serial);
+	}
+	return err == TKM_E_BAD_REQUEST
+	           ? tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST,
+	                          "name the terminal by 'id', or by 'manufacturer' and 'serial'")
+	           : err;
+}
+
 /* The gate's resolver: a terminal's merchant, site and group, for scoped permissions. */
-static tkm_err resolve_terminal(const tkm_rpc_env *env, const tkm_cbor_val *params,
-                                tkm_rpc_target *rt, char *why, size_t why_len)
+static tkm_err resolve_terminal(const tkm_rpc_env *env, const tkm_rpc_who *who,
+                                const tkm_cbor_val *params, tkm_rpc_target *rt, char *why,
+                                size_t why_len)
 {
 	tkm_store_terminal t;
 	int64_t id = 0;
 	tkm_err err;
 
-	err = id_param(params, &id, why, why_len);
-	if (err == TKM_OK) {
-		err = tkm_store_terminal_get(env->store, id, &t, why, why_len);
-	}
+	(void)who;
+	err = terminal_named(env, params, &t, why, why_len);
 	if (err != TKM_OK) {
 		return err == TKM_E_BAD_REQUEST ? TKM_E_NOT_FOUND : err;
 	}
+	id = t.id;
 	_Static_assert(sizeof(rt->site) >= sizeof(t.site), "site fits");
 	memcpy(rt->merchant, t.merchant, sizeof(t.merchant));
 	memcpy(rt->site, t.site, sizeof(t.site));
 	memcpy(rt->group, t.group, sizeof(t.group));
-	tkm_why_set(rt->terminal, sizeof(rt->terminal), "%lld", (long long)id);
+	principal_name(id, rt->terminal, sizeof(rt->terminal));
+	return TKM_OK;
+}
+
+/* The resolver of a terminal's own calls: the target is the caller itself. */
+static tkm_err resolve_self(const tkm_rpc_env *env, const tkm_rpc_who *who,
+                            const tkm_cbor_val *params, tkm_rpc_target *rt, char *why,
+                            size_t why_len)
+{
+	(void)env;
+	(void)params;
+	(void)why;
+	(void)why_len;
+	if (who != NULL && who->authenticated && !who->is_operator &&
+	    strncmp(who->principal, "device:", 7) == 0) {
+		tkm_why_set(rt->terminal, sizeof(rt->terminal), "%s", who->principal + 7);
+	}
 	return TKM_OK;
 }
 
@@ -575,6 +639,17 @@ static tkm_err move_change(tkm_store_tx *tx, void *arg, char *why, size_t why_le
 		                    tkm_store_terminal_state_name(m->to));
 	}
 	err = tkm_store_tx_terminal_set_state(tx, m->id, t.state, m->to, why, why_len);
+	/* Revoked or retired: its identity is refused from its next request on. */
+	if (err == TKM_OK &&
+	    (m->to == TKM_STORE_TERMINAL_REVOKED || m->to == TKM_STORE_TERMINAL_DECOMMISSIONED)) {
+		char principal[TKM_STORE_TERMINAL_PRINCIPAL_MAX + 1];
+
+		principal_name(m->id, principal, sizeof(principal));
+		err = tkm_store_tx_device_disable(tx, principal, true, why, why_len);
+		if (err == TKM_E_NOT_FOUND) {
+			err = TKM_OK; /* never enrolled: no identity to refuse */
+		}
+	}
 	(void)keys;
 	return err;
 }
@@ -779,6 +854,395 @@ static tkm_err terminal_custody_add(tkm_rpc_ctx *ctx, const tkm_cbor_val *params
 	return err;
 }
 
+/* ---- Enrollment ---- */
+
+#define CODE_CHARS 28 /* base32: 140 bits */
+#define CODE_GROUP 4
+#define CODE_TEXT  (CODE_CHARS + CODE_CHARS / CODE_GROUP)
+#define ENROLL_CTX "tkm enroll v1"
+
+/* A code as people type it: uppercase base32, '-' and ' ' ignored. 0 if malformed. */
+static size_t code_normalise(const char *in, size_t len, char out[static CODE_CHARS + 1])
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		char c = in[i];
+
+		if (c == '-' || c == ' ') {
+			continue;
+		}
+		if (c >= 'a' && c <= 'z') {
+			c = (char)(c - 'a' + 'A');
+		}
+		if (!((c >= 'A' && c <= 'Z') || (c >= '2' && c <= '7')) || n == CODE_CHARS) {
+			return 0;
+		}
+		out[n++] = c;
+	}
+	out[n] = '\0';
+	return n == CODE_CHARS ? n : 0;
+}
+
+static void code_hash(const char *norm, uint8_t hash[static TKM_STORE_ENROLL_HASH_LEN])
+{
+	static const uint8_t key[] = "tkm enrollment code v1";
+
+	(void)crypto_generichash(hash, TKM_STORE_ENROLL_HASH_LEN, (const uint8_t *)norm,
+	                         strlen(norm), key, sizeof(key) - 1);
+}
+
+typedef struct code_arg {
+	uint8_t hash[TKM_STORE_ENROLL_HASH_LEN];
+	int64_t id;
+	uint64_t now_ms, expires_ms;
+} code_arg;
+
+static tkm_err code_change(tkm_store_tx *tx, void *arg, char *why, size_t why_len)
+{
+	const code_arg *c = arg;
+
+	return tkm_store_tx_enroll_code_insert(tx, c->hash, c->id, c->now_ms, c->expires_ms, why,
+	                                       why_len);
+}
+
+/*
+ * terminal.enroll_code {"id"} or {"manufacturer", "serial"}
+ *   -> {"terminal", "code", "expires_ms"}
+ * A single-use code of 140 random bits in base32 groups; only its hash is
+ * stored, and a new code supersedes the terminal's older one.
+ */
+static tkm_err terminal_enroll_code(tkm_rpc_ctx *ctx, const tkm_cbor_val *params,
+                                    tkm_cbor_w *result, char *why, size_t why_len)
+{
+	static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+	static const char *const keys[] = {"id", "manufacturer", "serial"};
+	const tkm_rpc_env *env = tkm_rpc_ctx_env(ctx);
+	char norm[CODE_CHARS + 1], shown[CODE_TEXT + 1], target[48];
+	tkm_store_terminal *t = calloc(1, sizeof(*t));
+	tkm_cbor_w *d = NULL;
+	const uint8_t *dp = NULL;
+	size_t dn = 0, o = 0;
+	code_arg c;
+	tkm_err err;
+
+	if (t == NULL) {
+		return TKM_E_NOMEM;
+	}
+	err = tkm_rpc_params_check(params, keys, 3, why, why_len);
+	if (err == TKM_OK) {
+		err = terminal_named(env, params, t, why, why_len);
+	}
+	if (err != TKM_OK) {
+		free(t);
+		return err;
+	}
+	target_name(t->id, target, sizeof(target));
+	tkm_rpc_set_target(ctx, target);
+	for (size_t i = 0; i < CODE_CHARS; i++) {
+		norm[i] = alphabet[randombytes_uniform(32)];
+		if (i > 0 && i % CODE_GROUP == 0) {
+			shown[o++] = '-';
+		}
+		shown[o++] = norm[i];
+	}
+	norm[CODE_CHARS] = '\0';
+	shown[o] = '\0';
+	memset(&c, 0, sizeof(c));
+	code_hash(norm, c.hash);
+	c.id = t->id;
+	c.now_ms = tkm_rpc_now_ms();
+	c.expires_ms = c.now_ms + env->enroll_code_ttl_ms;
+	err = tkm_cbor_w_new(64, &d);
+	if (err == TKM_OK) {
+		/* The record says when it expires, never the code. */
+		tkm_cbor_put_map(d, 1);
+		tkm_cbor_put_cstr(d, "expires_ms");
+		tkm_cbor_put_uint(d, c.expires_ms);
+		err = tkm_cbor_w_finish(d, &dp, &dn);
+	}
+	if (err == TKM_OK) {
+		err = tkm_rpc_commit(ctx, code_change, &c, target, dp, dn, NULL, why, why_len);
+	}
+	if (err == TKM_OK) {
+		tkm_cbor_put_map(result, 3);
+		tkm_cbor_put_cstr(result, "terminal");
+		tkm_cbor_put_uint(result, (uint64_t)t->id);
+		tkm_cbor_put_cstr(result, "code");
+		tkm_cbor_put_cstr(result, shown);
+		tkm_cbor_put_cstr(result, "expires_ms");
+		tkm_cbor_put_uint(result, c.expires_ms);
+		err = tkm_cbor_w_error(result);
+	}
+	sodium_memzero(norm, sizeof(norm));
+	sodium_memzero(shown, sizeof(shown));
+	tkm_cbor_w_free(d);
+	free(t);
+	return err;
+}
+
+typedef struct enroll_arg {
+	uint8_t hash[TKM_STORE_ENROLL_HASH_LEN];
+	const char *manufacturer, *serial;
+	const uint8_t *sign_pk, *box_pk;
+	int64_t id;
+	char principal[TKM_STORE_TERMINAL_PRINCIPAL_MAX + 1];
+} enroll_arg;
+
+static tkm_err enroll_change(tkm_store_tx *tx, void *arg, char *why, size_t why_len)
+{
+	enroll_arg *e = arg;
+	tkm_store_code_fault fault = TKM_STORE_CODE_OK;
+	tkm_store_terminal t;
+	tkm_store_device d;
+	uint64_t now = tkm_rpc_now_ms();
+	tkm_err err;
+
+	err = tkm_store_tx_enroll_code_consume(tx, e->hash, now, &e->id, &fault, why, why_len);
+	if (err == TKM_E_NOT_FOUND) {
+		return tkm_why_fail(why, why_len, TKM_E_NOT_FOUND,
+		                    "unknown enrollment code: mistyped, or never issued");
+	}
+	if (err == TKM_E_FAILED_PRECONDITION) {
+		return tkm_why_fail(why, why_len, TKM_E_FAILED_PRECONDITION,
+		                    fault == TKM_STORE_CODE_USED
+		                        ? "the enrollment code was used already: ask for a new one"
+		                        : "the enrollment code expired: ask for a new one");
+	}
+	if (err == TKM_OK) {
+		err = tkm_store_tx_terminal_get(tx, e->id, &t, why, why_len);
+	}
+	if (err != TKM_OK) {
+		return err;
+	}
+	if (strcmp(t.manufacturer, e->manufacturer) != 0 || strcmp(t.serial, e->serial) != 0) {
+		return tkm_why_fail(why, why_len, TKM_E_FAILED_PRECONDITION,
+		                    "the code is for another terminal");
+	}
+	if (t.state != TKM_STORE_TERMINAL_REGISTERED) {
+		return tkm_why_fail(why, why_len, TKM_E_FAILED_PRECONDITION,
+		                    "terminal %lld is %s: only a registered terminal enrolls; "
+		                    "re-enrollment goes through revoke and a new record",
+		                    (long long)e->id, tkm_store_terminal_state_name(t.state));
+	}
+	principal_name(e->id, e->principal, sizeof(e->principal));
+	memset(&d, 0, sizeof(d));
+	memcpy(d.principal, e->principal, strlen(e->principal) + 1);
+	memcpy(d.kind, "terminal", sizeof("terminal"));
+	memcpy(d.public_key, e->sign_pk, sizeof(d.public_key));
+	err = tkm_store_tx_device_insert(tx, &d, now, why, why_len);
+	if (err == TKM_OK) {
+		char holder[TKM_STORE_TERMINAL_PRINCIPAL_MAX + 16];
+
+		tkm_why_set(holder, sizeof(holder), "device:%s", e->principal);
+		err = tkm_store_tx_role_set(tx, holder, "terminal", NULL, why, why_len);
+	}
+	if (err == TKM_OK) {
+		err = tkm_store_tx_terminal_set_enrolled(tx, e->id, e->principal, e->sign_pk,
+		                                         e->box_pk, now, why, why_len);
+	}
+	return err == TKM_E_CONFLICT || err == TKM_E_ALREADY_EXISTS
+	           ? tkm_why_fail(why, why_len, TKM_E_FAILED_PRECONDITION,
+	                          "terminal %lld cannot be enrolled now", (long long)e->id)
+	           : err;
+}
+
+/* bstr .size n from params */
+static tkm_err key_param(const tkm_cbor_val *params, const char *key, size_t n, const uint8_t **out,
+                         char *why, size_t why_len)
+{
+	size_t len = 0;
+
+	if (!tkm_cbor_get_bytes(tkm_cbor_map_get(params, key), out, &len) || len != n) {
+		return tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST, "'%s' is %zu bytes", key, n);
+	}
+	return TKM_OK;
+}
+
+/*
+ * terminal.enroll (public: the code authenticates it)
+ *   {"code", "manufacturer", "serial", "sign_pk", "box_pk", "sig"}
+ *   -> {"terminal", "principal", "state": "active"}
+ * sig is the new Ed25519 key's signature over ["tkm enroll v1", code
+ * (normalised), manufacturer, serial, sign_pk, box_pk]: the device holds the
+ * key it binds. Every attempt is audited; the code never is.
+ */
+static tkm_err terminal_enroll(tkm_rpc_ctx *ctx, const tkm_cbor_val *params, tkm_cbor_w *result,
+                               char *why, size_t why_len)
+{
+	static const char *const keys[] = {"code",    "manufacturer", "serial",
+	                                   "sign_pk", "box_pk",       "sig"};
+	char code[64], norm[CODE_CHARS + 1];
+	char manufacturer[TKM_STORE_TERMINAL_FIELD_MAX + 1],
+	    serial[TKM_STORE_TERMINAL_FIELD_MAX + 1];
+	char target[160];
+	const uint8_t *sig = NULL, *msg = NULL;
+	size_t msg_len = 0;
+	tkm_cbor_w *m = NULL;
+	enroll_arg e;
+	tkm_err err;
+
+	memset(&e, 0, sizeof(e));
+	err = tkm_rpc_params_check(params, keys, 6, why, why_len);
+	if (err == TKM_OK) {
+		err = req_text(params, "manufacturer", manufacturer, sizeof(manufacturer), why,
+		               why_len);
+	}
+	if (err == TKM_OK) {
+		err = req_text(params, "serial", serial, sizeof(serial), why, why_len);
+	}
+	if (err == TKM_OK) {
+		tkm_why_set(target, sizeof(target), "hw:%s/%s", manufacturer, serial);
+		tkm_rpc_set_target(ctx, target);
+		err = req_text(params, "code", code, sizeof(code), why, why_len);
+	}
+	if (err == TKM_OK && code_normalise(code, strlen(code), norm) == 0) {
+		err = tkm_why_fail(why, why_len, TKM_E_NOT_FOUND,
+		                   "that is not an enrollment code (%d letters A-Z and digits 2-7)",
+		                   CODE_CHARS);
+	}
+	if (err == TKM_OK) {
+		err = key_param(params, "sign_pk", 32, &e.sign_pk, why, why_len);
+	}
+	if (err == TKM_OK) {
+		err = key_param(params, "box_pk", 32, &e.box_pk, why, why_len);
+	}
+	if (err == TKM_OK) {
+		err = key_param(params, "sig", 64, &sig, why, why_len);
+	}
+	if (err == TKM_OK) {
+		err = tkm_cbor_w_new(1024, &m);
+	}
+	if (err == TKM_OK) {
+		tkm_cbor_put_array(m, 6);
+		tkm_cbor_put_cstr(m, ENROLL_CTX);
+		tkm_cbor_put_cstr(m, norm);
+		tkm_cbor_put_cstr(m, manufacturer);
+		tkm_cbor_put_cstr(m, serial);
+		tkm_cbor_put_bytes(m, e.sign_pk, 32);
+		tkm_cbor_put_bytes(m, e.box_pk, 32);
+		err = tkm_cbor_w_finish(m, &msg, &msg_len);
+	}
+	if (err == TKM_OK && crypto_sign_verify_detached(sig, msg, msg_len, e.sign_pk) != 0) {
+		err = tkm_why_fail(why, why_len, TKM_E_UNAUTHENTICATED,
+		                   "the enrollment is not signed by the key it binds");
+	}
+	if (err == TKM_OK) {
+		code_hash(norm, e.hash);
+		e.manufacturer = manufacturer;
+		e.serial = serial;
+		err = tkm_rpc_commit(ctx, enroll_change, &e, target, NULL, 0, NULL, why, why_len);
+	}
+	sodium_memzero(code, sizeof(code));
+	sodium_memzero(norm, sizeof(norm));
+	tkm_cbor_w_free(m);
+	if (err != TKM_OK) {
+		return err;
+	}
+	tkm_cbor_put_map(result, 3);
+	tkm_cbor_put_cstr(result, "terminal");
+	tkm_cbor_put_uint(result, (uint64_t)e.id);
+	tkm_cbor_put_cstr(result, "principal");
+	tkm_cbor_put_cstr(result, e.principal);
+	tkm_cbor_put_cstr(result, "state");
+	tkm_cbor_put_cstr(result, "active");
+	return tkm_cbor_w_error(result);
+}
+
+/* ---- Check-in ---- */
+
+typedef struct versions_arg {
+	int64_t id;
+	const char *firmware, *app;
+} versions_arg;
+
+static tkm_err versions_change(tkm_store_tx *tx, void *arg, char *why, size_t why_len)
+{
+	const versions_arg *v = arg;
+
+	return tkm_store_tx_terminal_set_versions(tx, v->id, v->firmware, v->app, why, why_len);
+}
+
+/*
+ * terminal.checkin (the terminal's own signed request)
+ *   {? "firmware_version", ? "app_version", ? "health": map}
+ *   -> {"terminal", "server_time_ms", "actions": [tstr]}
+ * Cheap: reads, and a write only when the versions changed; last seen is
+ * batched (tkm_seen.h). Actions are filled by the key and password issues.
+ */
+static tkm_err terminal_checkin(tkm_rpc_ctx *ctx, const tkm_cbor_val *params, tkm_cbor_w *result,
+                                char *why, size_t why_len)
+{
+	static const char *const keys[] = {"firmware_version", "app_version", "health"};
+	const tkm_rpc_env *env = tkm_rpc_ctx_env(ctx);
+	tkm_rpc_who *who = tkm_rpc_ctx_who(ctx);
+	char firmware[TKM_STORE_TERMINAL_FIELD_MAX + 1], app[TKM_STORE_TERMINAL_FIELD_MAX + 1];
+	char target[48], fwhy[128];
+	tkm_store_terminal *t = calloc(1, sizeof(*t));
+	tkm_store_terminal_keys k;
+	const tkm_cbor_val *health = tkm_cbor_map_get(params, "health");
+	uint64_t now = tkm_rpc_now_ms();
+	tkm_err err;
+
+	if (t == NULL) {
+		return TKM_E_NOMEM;
+	}
+	err = tkm_rpc_params_check(params, keys, 3, why, why_len);
+	if (err == TKM_OK && health != NULL &&
+	    (!tkm_cbor_is(health, TKM_CBOR_MAP) || tkm_cbor_count(health) > 32)) {
+		err = tkm_why_fail(why, why_len, TKM_E_BAD_REQUEST,
+		                   "'health' is a map of at most 32 entries");
+	}
+	if (err == TKM_OK) {
+		err =
+		    opt_text(params, "firmware_version", firmware, sizeof(firmware), why, why_len);
+	}
+	if (err == TKM_OK) {
+		err = opt_text(params, "app_version", app, sizeof(app), why, why_len);
+	}
+	if (err == TKM_OK && (who->is_operator || strncmp(who->principal, "device:", 7) != 0)) {
+		err = tkm_why_fail(why, why_len, TKM_E_PERMISSION_DENIED,
+		                   "only a terminal checks in, with its own key");
+	}
+	if (err == TKM_OK) {
+		err = tkm_store_terminal_by_principal(env->store, who->principal + 7, t, &k, why,
+		                                      why_len);
+		if (err == TKM_E_NOT_FOUND) {
+			err = tkm_why_fail(why, why_len, TKM_E_PERMISSION_DENIED,
+			                   "%s is not an enrolled terminal", who->principal);
+		}
+	}
+	if (err == TKM_OK && t->state != TKM_STORE_TERMINAL_ACTIVE) {
+		err = tkm_why_fail(why, why_len, TKM_E_PERMISSION_DENIED, "terminal %lld is %s",
+		                   (long long)t->id, tkm_store_terminal_state_name(t->state));
+	}
+	if (err == TKM_OK && ((firmware[0] != '\0' && strcmp(firmware, t->firmware_version) != 0) ||
+	                      (app[0] != '\0' && strcmp(app, t->app_version) != 0))) {
+		versions_arg v = {t->id, firmware[0] != '\0' ? firmware : t->firmware_version,
+		                  app[0] != '\0' ? app : t->app_version};
+
+		target_name(t->id, target, sizeof(target));
+		err = tkm_rpc_commit(ctx, versions_change, &v, target, NULL, 0, NULL, why, why_len);
+	}
+	if (err == TKM_OK && tkm_seen_note(env->seen, t->id, now) &&
+	    tkm_seen_flush(env->seen, env->store, now, fwhy, sizeof(fwhy)) != TKM_OK) {
+		/* The check-in itself is fine; the times wait for the next flush. */
+		tkm_log_msg(TKM_LOG_WARN, "last-seen times not written yet", fwhy);
+	}
+	if (err == TKM_OK) {
+		tkm_cbor_put_map(result, 3);
+		tkm_cbor_put_cstr(result, "actions");
+		tkm_cbor_put_array(result, 0);
+		tkm_cbor_put_cstr(result, "terminal");
+		tkm_cbor_put_uint(result, (uint64_t)t->id);
+		tkm_cbor_put_cstr(result, "server_time_ms");
+		tkm_cbor_put_uint(result, now);
+		err = tkm_cbor_w_error(result);
+	}
+	free(t);
+	return err;
+}
+
 static const tkm_rpc_method terminal_methods[] = {
     {"terminal.add", terminal_add, "terminal.add", 0, NULL},
     {"terminal.import", terminal_import, "terminal.import", 0, NULL},
@@ -791,6 +1255,10 @@ static const tkm_rpc_method terminal_methods[] = {
     {"terminal.maintenance_add", terminal_maintenance_add, "terminal.maintenance_add", 0,
      resolve_terminal},
     {"terminal.custody_add", terminal_custody_add, "terminal.custody_add", 0, resolve_terminal},
+    {"terminal.enroll_code", terminal_enroll_code, "terminal.enroll_code", 0, resolve_terminal},
+    {"terminal.enroll", terminal_enroll, "terminal.enroll", 0, NULL},
+    /* Read-only for the audit log: a check-in that changes versions commits its own record. */
+    {"terminal.checkin", terminal_checkin, "terminal.checkin", TKM_RPC_F_READONLY, resolve_self},
 };
 
 const tkm_rpc_table tkm_methods_terminal = {terminal_methods,

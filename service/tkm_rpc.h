@@ -76,8 +76,9 @@ typedef struct tkm_rpc_target {
  * "merchant", "group", "key", "site" and "terminal" texts are the target.
  * TKM_E_NOT_FOUND lets the policy decide on an empty target.
  */
-typedef tkm_err (*tkm_rpc_resolve_fn)(const tkm_rpc_env *env, const tkm_cbor_val *params,
-                                      tkm_rpc_target *t, char *why, size_t why_len);
+typedef tkm_err (*tkm_rpc_resolve_fn)(const tkm_rpc_env *env, const struct tkm_rpc_who *who,
+                                      const tkm_cbor_val *params, tkm_rpc_target *t, char *why,
+                                      size_t why_len);
 
 struct tkm_rpc_method {
 	const char *name; /* "sys.ping" */
@@ -112,7 +113,9 @@ struct tkm_rpc_env {
 	uint64_t audit_retention_ms; /* records younger than this are never archived */
 	tkm_rpc_gate_fn gate;        /* NULL: every method runs unauthenticated (unit tests) */
 	void *gate_ctx;
-	void *auth;              /* tkm_auth, for the auth.* handlers */
+	void *auth; /* tkm_auth, for the auth.* handlers */
+	void *seen; /* tkm_seen: batched last-seen times of check-ins */
+	uint64_t enroll_code_ttl_ms;
 	tkm_cbor_limits limits;  /* for decoding requests */
 	size_t max_message_size; /* largest reply; larger results become errors */
 };

@@ -25,6 +25,7 @@
 #include "tkm_auth.h"
 #include "tkm_bootstrap.h"
 #include "tkm_gate.h"
+#include "tkm_seen.h"
 #include "tkm_cbor.h"
 #include "tkm_config.h"
 #include "tkm_hsm.h"
@@ -259,6 +260,7 @@ int main(int argc, char **argv)
 	tkm_auth *auth = NULL;
 	tkm_gate *gate = NULL;
 	tkm_gate_cfg gcfg;
+	tkm_seen *seen = NULL;
 	tkm_bootstrap_writer wc;
 	tkm_config *cfg = NULL;
 	tkm_store *store = NULL;
@@ -442,6 +444,13 @@ int main(int argc, char **argv)
 		status = exit_for(err);
 		goto out;
 	}
+	err = tkm_seen_new((uint64_t)cfg->terminal_last_seen_flush_s * 1000u, &seen);
+	if (err != TKM_OK) {
+		log_fail("out of memory", err, "");
+		goto out;
+	}
+	env.seen = seen;
+	env.enroll_code_ttl_ms = (uint64_t)cfg->terminal_enroll_code_ttl_s * 1000u;
 	env.audit_pk = keys.audit_pk;
 	env.gate = tkm_gate_check;
 	env.gate_ctx = gate;
@@ -472,6 +481,9 @@ int main(int argc, char **argv)
 	srv = NULL;
 	stopped = true;
 	status = TKMD_EXIT_OK;
+	if (tkm_seen_flush(seen, store, tkm_rpc_now_ms(), why, sizeof(why)) != TKM_OK) {
+		log_fail("last-seen times not written", TKM_E_IO, why);
+	}
 	if (audit_self(store, "system.stop", why, sizeof(why)) != TKM_OK) {
 		log_fail("cannot write the stop record", TKM_E_IO, why);
 	}
@@ -479,6 +491,7 @@ out:
 	tkm_srv_stop(srv);
 	tkm_rpc_free(rpc);
 	tkm_gate_free(gate);
+	tkm_seen_free(seen);
 	tkm_bootstrap_keys_wipe(&keys);
 	/* The writer signs the tail of the audit log as it stops: store before HSM. */
 	tkm_store_close(store);

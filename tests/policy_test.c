@@ -1117,7 +1117,7 @@ static const char *const expected_matrix[NMETHODS] = {
     "terminal.add             -  -  Y  -  -  -  -  .",
     "terminal.import          -  -  Y  -  -  -  -  .",
     "terminal.show            -  -  Y  -  -  S  -  .",
-    "terminal.list            -  -  Y  -  -  -  -  .",
+    "terminal.list            -  -  Y  -  -  S  -  .",
     "terminal.export          -  x  Y  -  -  -  -  .",
     "terminal.enroll_code     -  -  Y  -  -  S  -  .",
     "terminal.enroll          Y  Y  Y  Y  Y  Y  Y  .",

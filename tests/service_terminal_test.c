@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <sodium.h>
 
@@ -314,12 +315,200 @@ static void test_station_scope(void)
 	tkm_client_close(st);
 }
 
+/* A device key file (the format of client/tkm_devsig.h) from a fresh seed; sk gets the key. */
+static bool device_key_file(const char *path, uint8_t pk[32], uint8_t sk[64])
+{
+	uint8_t seed[32];
+	char b64[64], line[128];
+	FILE *f;
+	bool ok;
+
+	randombytes_buf(seed, sizeof(seed));
+	crypto_sign_seed_keypair(pk, sk, seed);
+	sodium_bin2base64(b64, sizeof(b64), seed, sizeof(seed), sodium_base64_VARIANT_ORIGINAL);
+	ok = snprintf(line, sizeof(line), "tkm-ed25519-sk %s\n", b64) > 0 &&
+	     (f = fopen(path, "wx")) != NULL;
+	if (ok) {
+		ok = fputs(line, f) >= 0;
+		ok = fclose(f) == 0 && ok && chmod(path, 0600) == 0;
+	}
+	sodium_memzero(seed, sizeof(seed));
+	return ok;
+}
+
+/* The enroll call a terminal makes: keys, and the new key's signature over them and the code. */
+static tkm_err enroll(const char *code, const char *serial, const uint8_t pk[32],
+                      const uint8_t sk[64], tkm_cbor_doc **doc)
+{
+	uint8_t box_pk[32], box_sk[32], sig[64];
+	char norm[64];
+	size_t n = 0;
+	tkm_cbor_w *m = w_new(), *w = w_new();
+	tkm_client *anon = NULL;
+	const uint8_t *msg;
+	size_t msg_len;
+	tkm_err err;
+
+	for (const char *p = code; *p != '\0' && n + 1 < sizeof(norm); p++) {
+		if (*p != '-') {
+			norm[n++] = *p >= 'a' && *p <= 'z' ? (char)(*p - 32) : *p;
+		}
+	}
+	norm[n] = '\0';
+	crypto_box_keypair(box_pk, box_sk);
+	tkm_cbor_put_array(m, 6);
+	tkm_cbor_put_cstr(m, "tkm enroll v1");
+	tkm_cbor_put_cstr(m, norm);
+	tkm_cbor_put_cstr(m, "Ingenico");
+	tkm_cbor_put_cstr(m, serial);
+	tkm_cbor_put_bytes(m, pk, 32);
+	tkm_cbor_put_bytes(m, box_pk, 32);
+	CHECK(tkm_cbor_w_finish(m, &msg, &msg_len) == TKM_OK);
+	crypto_sign_detached(sig, NULL, msg, msg_len, sk);
+	/* Canonical key order: shorter keys first, then bytewise. */
+	tkm_cbor_put_map(w, 6);
+	tkm_cbor_put_cstr(w, "sig");
+	tkm_cbor_put_bytes(w, sig, sizeof(sig));
+	tkm_cbor_put_cstr(w, "code");
+	tkm_cbor_put_cstr(w, code);
+	tkm_cbor_put_cstr(w, "box_pk");
+	tkm_cbor_put_bytes(w, box_pk, 32);
+	tkm_cbor_put_cstr(w, "serial");
+	tkm_cbor_put_cstr(w, serial);
+	tkm_cbor_put_cstr(w, "sign_pk");
+	tkm_cbor_put_bytes(w, pk, 32);
+	tkm_cbor_put_cstr(w, "manufacturer");
+	tkm_cbor_put_cstr(w, "Ingenico");
+	CHECK_EQ_INT(tkm_testenv_client(tkm_testenv_ipc_url(env), &anon), TKM_OK);
+	err = call(anon, "terminal.enroll", w, doc);
+	tkm_client_close(anon);
+	tkm_cbor_w_free(m);
+	tkm_cbor_w_free(w);
+	sodium_memzero(box_sk, sizeof(box_sk));
+	return err;
+}
+
+static tkm_err enroll_code(tkm_client *c, const char *serial, char *code, size_t cap)
+{
+	tkm_cbor_w *w = w_new();
+	tkm_cbor_doc *doc = NULL;
+	const char *s;
+	size_t n;
+	tkm_err err;
+
+	tkm_cbor_put_map(w, 2);
+	tkm_cbor_put_cstr(w, "serial");
+	tkm_cbor_put_cstr(w, serial);
+	tkm_cbor_put_cstr(w, "manufacturer");
+	tkm_cbor_put_cstr(w, "Ingenico");
+	err = call(c, "terminal.enroll_code", w, &doc);
+	if (err == TKM_OK) {
+		CHECK(tkm_cbor_get_text(tkm_cbor_map_get(tkm_cbor_root(doc), "code"), &s, &n) &&
+		      n < cap);
+		memcpy(code, s, n < cap ? n : 0);
+		code[n < cap ? n : 0] = '\0';
+	}
+	tkm_cbor_doc_free(doc);
+	tkm_cbor_w_free(w);
+	return err;
+}
+
+static tkm_err checkin(tkm_client *t, const char *firmware)
+{
+	tkm_cbor_w *w = w_new();
+	tkm_cbor_doc *doc = NULL;
+	tkm_err err;
+
+	tkm_cbor_put_map(w, 1);
+	tkm_cbor_put_cstr(w, "firmware_version");
+	tkm_cbor_put_cstr(w, firmware);
+	err = call(t, "terminal.checkin", w, &doc);
+	CHECK(err != TKM_OK ||
+	      tkm_cbor_is(tkm_cbor_map_get(tkm_cbor_root(doc), "actions"), TKM_CBOR_ARRAY));
+	tkm_cbor_doc_free(doc);
+	tkm_cbor_w_free(w);
+	return err;
+}
+
+/* Code, enroll with tkm-terminal's message, check in, suspend, resume, revoke. */
+static void test_enrollment(void)
+{
+	char code[64], code2[64], key_path[400], principal[64];
+	uint8_t pk[32], sk[64];
+	uint64_t id = add(so1, "SN-ENR", "s-1", TKM_OK), approval;
+	tkm_cbor_doc *doc = NULL;
+	tkm_client *t = NULL;
+	tkm_status sts;
+	const char *s;
+	size_t n;
+
+	CHECK(snprintf(key_path, sizeof(key_path), "%s/terminal.key", tkm_testenv_dir(env)) > 0);
+	CHECK(device_key_file(key_path, pk, sk));
+	CHECK_EQ_INT(enroll_code(so1, "SN-ENR", code, sizeof(code)), TKM_OK);
+	CHECK(strlen(code) == 34); /* 28 base32 letters in groups of 4 */
+	/* A mistyped code, and an unknown one. */
+	CHECK_EQ_INT(enroll("AAAA", "SN-ENR", pk, sk, &doc), TKM_E_NOT_FOUND);
+	CHECK_EQ_INT(enroll("AAAA-AAAA-AAAA-AAAA-AAAA-AAAA-AAAA", "SN-ENR", pk, sk, &doc),
+	             TKM_E_NOT_FOUND);
+	/* A new code supersedes the older one. */
+	CHECK_EQ_INT(enroll_code(so1, "SN-ENR", code2, sizeof(code2)), TKM_OK);
+	CHECK_EQ_INT(enroll(code, "SN-ENR", pk, sk, &doc), TKM_E_FAILED_PRECONDITION);
+	/* The code of another terminal's record. */
+	CHECK_EQ_INT(enroll(code2, "SN-A", pk, sk, &doc), TKM_E_FAILED_PRECONDITION);
+	CHECK_EQ_INT(enroll_code(so1, "SN-ENR", code2, sizeof(code2)), TKM_OK);
+	CHECK_EQ_INT(enroll(code2, "SN-ENR", pk, sk, &doc), TKM_OK);
+	CHECK(u_of(doc, "terminal") == id && text_is(doc, "state", "active"));
+	CHECK(tkm_cbor_get_text(tkm_cbor_map_get(tkm_cbor_root(doc), "principal"), &s, &n) &&
+	      n < sizeof(principal));
+	memcpy(principal, s, n);
+	principal[n] = '\0';
+	tkm_cbor_doc_free(doc);
+	/* Single use; and an active terminal gets no new code. */
+	CHECK_EQ_INT(enroll(code2, "SN-ENR", pk, sk, &doc), TKM_E_FAILED_PRECONDITION);
+	CHECK_EQ_INT(enroll_code(so1, "SN-ENR", code, sizeof(code)), TKM_E_FAILED_PRECONDITION);
+	expect_state(id, "active");
+
+	CHECK_EQ_INT(tkm_testenv_client(tkm_testenv_ipc_url(env), &t), TKM_OK);
+	CHECK_EQ_INT(tkm_client_use_device_key(t, principal, key_path, &sts), TKM_OK);
+	CHECK_EQ_INT(checkin(t, "fw-1.0"), TKM_OK);
+	/* A terminal acts on itself only. */
+	CHECK_EQ_INT(by_id(t, "terminal.show", id, NULL, &doc), TKM_E_PERMISSION_DENIED);
+	/* Last seen is written in batches (terminals.last_seen_flush_seconds = 1 here). */
+	tkm_testenv_sleep_ms(1200);
+	CHECK_EQ_INT(checkin(t, "fw-1.1"), TKM_OK);
+	CHECK_EQ_INT(by_id(so1, "terminal.show", id, NULL, &doc), TKM_OK);
+	CHECK(u_of(doc, "last_seen_ms") != 0);
+	CHECK(text_is(doc, "firmware_version", "fw-1.1"));
+	tkm_cbor_doc_free(doc);
+
+	CHECK_EQ_INT(by_id(so1, "terminal.suspend", id, "under investigation", &doc), TKM_OK);
+	tkm_cbor_doc_free(doc);
+	CHECK_EQ_INT(checkin(t, "fw-1.1"), TKM_E_PERMISSION_DENIED);
+	/* Lifting a suspension: one asks, a second approves; not the same person. */
+	CHECK_EQ_INT(by_id(so1, "terminal.resume", id, "cleared", &doc), TKM_OK);
+	approval = u_of(doc, "approval_id");
+	tkm_cbor_doc_free(doc);
+	CHECK_EQ_INT(by_id(so1, "approval.approve", approval, NULL, &doc), TKM_E_PERMISSION_DENIED);
+	CHECK_EQ_INT(by_id(so2, "approval.approve", approval, NULL, &doc), TKM_OK);
+	CHECK(text_is(doc, "state", "executed"));
+	tkm_cbor_doc_free(doc);
+	CHECK_EQ_INT(checkin(t, "fw-1.1"), TKM_OK);
+
+	/* Revoked: refused at its very next request. */
+	CHECK_EQ_INT(by_id(so1, "terminal.revoke", id, "reported stolen", &doc), TKM_OK);
+	tkm_cbor_doc_free(doc);
+	CHECK_EQ_INT(checkin(t, "fw-1.1"), TKM_E_UNAUTHENTICATED);
+	tkm_client_close(t);
+	sodium_memzero(sk, sizeof(sk));
+}
+
 int main(void)
 {
 	if (sodium_init() < 0 || tkm_testenv_new(&env) != TKM_OK) {
 		return 1;
 	}
-	if (tkm_testenv_start(env, NULL, NULL) != TKM_OK ||
+	if (tkm_testenv_start(env, NULL, "terminals = { last_seen_flush_seconds = 1; };") !=
+	        TKM_OK ||
 	    tkm_testenv_login(env, "officer1", &so1) != TKM_OK ||
 	    tkm_testenv_login(env, "officer2", &so2) != TKM_OK ||
 	    tkm_testenv_login(env, "admin", &adm) != TKM_OK) {
@@ -329,6 +518,7 @@ int main(void)
 	test_registry();
 	test_lifecycle();
 	test_station_scope();
+	test_enrollment();
 	tkm_client_close(so1);
 	tkm_client_close(so2);
 	tkm_client_close(adm);
