@@ -1236,6 +1236,56 @@ void tkm_store_writer_stats_get(tkm_store *st, tkm_store_writer_stats *out)
 	pthread_mutex_unlock(&st->mu);
 }
 
+int tkm_store_bind(sqlite3_stmt *s, const tkm_store_val *vals, size_t n)
+{
+	int rc = SQLITE_OK;
+
+	for (size_t i = 0; i < n && rc == SQLITE_OK; i++) {
+		int idx = (int)i + 1;
+
+		if (vals[i].len > INT32_MAX) {
+			return SQLITE_TOOBIG;
+		}
+		switch (vals[i].type) {
+		case TKM_STORE_NULL:
+			rc = sqlite3_bind_null(s, idx);
+			break;
+		case TKM_STORE_INT:
+			rc = sqlite3_bind_int64(s, idx, vals[i].i);
+			break;
+		case TKM_STORE_TEXT:
+			rc = sqlite3_bind_text(s, idx, vals[i].p, (int)vals[i].len, SQLITE_STATIC);
+			break;
+		case TKM_STORE_BLOB:
+			rc = sqlite3_bind_blob(s, idx, vals[i].p, (int)vals[i].len, SQLITE_STATIC);
+			break;
+		}
+	}
+	return rc;
+}
+
+bool tkm_store_col_text(sqlite3_stmt *s, int i, char *buf, size_t cap, bool null_ok)
+{
+	const unsigned char *p;
+	size_t n;
+
+	buf[0] = '\0';
+	if (sqlite3_column_type(s, i) == SQLITE_NULL) {
+		return null_ok;
+	}
+	if (sqlite3_column_type(s, i) != SQLITE_TEXT) {
+		return false;
+	}
+	p = sqlite3_column_text(s, i);
+	n = (size_t)sqlite3_column_bytes(s, i);
+	if (p == NULL || n >= cap || memchr(p, '\0', n) != NULL) {
+		return false;
+	}
+	memcpy(buf, p, n);
+	buf[n] = '\0';
+	return true;
+}
+
 tkm_err tkm_store_tx_exec(tkm_store_tx *tx, const char *sql, const tkm_store_val *vals,
                           size_t nvals, char *why, size_t why_len)
 {
@@ -1252,30 +1302,7 @@ tkm_err tkm_store_tx_exec(tkm_store_tx *tx, const char *sql, const tkm_store_val
 		                   nvals, sqlite3_bind_parameter_count(s));
 		goto out;
 	}
-	for (size_t i = 0; i < nvals && rc == SQLITE_OK; i++) {
-		int idx = (int)i + 1;
-
-		switch (vals[i].type) {
-		case TKM_STORE_NULL:
-			rc = sqlite3_bind_null(s, idx);
-			break;
-		case TKM_STORE_INT:
-			rc = sqlite3_bind_int64(s, idx, vals[i].i);
-			break;
-		case TKM_STORE_TEXT:
-			rc = vals[i].len > INT32_MAX
-			         ? SQLITE_TOOBIG
-			         : sqlite3_bind_text(s, idx, vals[i].p, (int)vals[i].len,
-			                             SQLITE_STATIC);
-			break;
-		case TKM_STORE_BLOB:
-			rc = vals[i].len > INT32_MAX
-			         ? SQLITE_TOOBIG
-			         : sqlite3_bind_blob(s, idx, vals[i].p, (int)vals[i].len,
-			                             SQLITE_STATIC);
-			break;
-		}
-	}
+	rc = tkm_store_bind(s, vals, nvals);
 	if (rc == SQLITE_OK) {
 		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		}

@@ -22,32 +22,6 @@
 		.type = TKM_STORE_BLOB, .p = (b), .len = (n)                                       \
 	}
 
-/* Bind vals to ?1..?n of s. */
-static int bind_all(sqlite3_stmt *s, const tkm_store_val *vals, size_t n)
-{
-	int rc = SQLITE_OK;
-
-	for (size_t i = 0; i < n && rc == SQLITE_OK; i++) {
-		int idx = (int)i + 1;
-
-		switch (vals[i].type) {
-		case TKM_STORE_NULL:
-			rc = sqlite3_bind_null(s, idx);
-			break;
-		case TKM_STORE_INT:
-			rc = sqlite3_bind_int64(s, idx, vals[i].i);
-			break;
-		case TKM_STORE_TEXT:
-			rc = sqlite3_bind_text(s, idx, vals[i].p, (int)vals[i].len, SQLITE_STATIC);
-			break;
-		case TKM_STORE_BLOB:
-			rc = sqlite3_bind_blob(s, idx, vals[i].p, (int)vals[i].len, SQLITE_STATIC);
-			break;
-		}
-	}
-	return rc;
-}
-
 /*
  * Run a SELECT on the store's reader connection and call row() for each row
  * (at most max rows, 0: all). TKM_E_NOT_FOUND when there is none.
@@ -62,7 +36,7 @@ static tkm_err query(tkm_store *st, const char *sql, const tkm_store_val *vals, 
 	int rc;
 
 	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK ||
-	    bind_all(s, vals, n) != SQLITE_OK) {
+	    tkm_store_bind(s, vals, n) != SQLITE_OK) {
 		err = tkm_store_db_fail(st->db, st->path, "cannot read identities", why, why_len);
 		goto out;
 	}
@@ -83,21 +57,6 @@ out:
 	return err;
 }
 
-/* A TEXT column into buf; false if NULL, not text or too long. */
-static bool col_copy(sqlite3_stmt *s, int i, char *buf, size_t cap)
-{
-	const unsigned char *p = sqlite3_column_text(s, i);
-	size_t n = (size_t)sqlite3_column_bytes(s, i);
-
-	buf[0] = '\0';
-	if (p == NULL || sqlite3_column_type(s, i) != SQLITE_TEXT || n >= cap) {
-		return false;
-	}
-	memcpy(buf, p, n);
-	buf[n] = '\0';
-	return true;
-}
-
 static uint64_t col_u64(sqlite3_stmt *s, int i)
 {
 	sqlite3_int64 v = sqlite3_column_int64(s, i);
@@ -116,8 +75,8 @@ static tkm_err operator_row(sqlite3_stmt *s, void *arg)
 
 	memset(op, 0, sizeof(*op));
 	op->id = sqlite3_column_int64(s, 0);
-	if (!col_copy(s, 1, op->username, sizeof(op->username)) ||
-	    !col_copy(s, 2, op->pw_hash, sizeof(op->pw_hash))) {
+	if (!tkm_store_col_text(s, 1, op->username, sizeof(op->username), false) ||
+	    !tkm_store_col_text(s, 2, op->pw_hash, sizeof(op->pw_hash), false)) {
 		return TKM_E_IO;
 	}
 	op->pw_changed_ms = col_u64(s, 3);
@@ -198,7 +157,7 @@ static tkm_err hist_row(sqlite3_stmt *s, void *arg)
 	hist_cb *h = arg;
 	char hash[TKM_STORE_PWHASH_MAX];
 
-	if (!col_copy(s, 0, hash, sizeof(hash))) {
+	if (!tkm_store_col_text(s, 0, hash, sizeof(hash), false)) {
 		return TKM_E_IO;
 	}
 	return h->fn(h->arg, hash);
@@ -346,12 +305,12 @@ static tkm_err role_row(sqlite3_stmt *s, void *arg)
 		return TKM_E_RESOURCE_EXHAUSTED;
 	}
 	r = &a->roles[a->n];
-	if (!col_copy(s, 0, r->role, sizeof(r->role))) {
+	if (!tkm_store_col_text(s, 0, r->role, sizeof(r->role), false)) {
 		return TKM_E_IO;
 	}
 	if (sqlite3_column_type(s, 1) == SQLITE_NULL) {
 		r->scope[0] = '\0';
-	} else if (!col_copy(s, 1, r->scope, sizeof(r->scope))) {
+	} else if (!tkm_store_col_text(s, 1, r->scope, sizeof(r->scope), false)) {
 		return TKM_E_IO;
 	}
 	a->n++;
@@ -471,8 +430,9 @@ static tkm_err device_row(sqlite3_stmt *s, void *arg)
 	tkm_store_device *d = arg;
 
 	memset(d, 0, sizeof(*d));
-	if (!col_copy(s, 0, d->principal, sizeof(d->principal)) ||
-	    !col_copy(s, 1, d->kind, sizeof(d->kind)) || sqlite3_column_type(s, 2) != SQLITE_BLOB ||
+	if (!tkm_store_col_text(s, 0, d->principal, sizeof(d->principal), false) ||
+	    !tkm_store_col_text(s, 1, d->kind, sizeof(d->kind), false) ||
+	    sqlite3_column_type(s, 2) != SQLITE_BLOB ||
 	    sqlite3_column_bytes(s, 2) != (int)sizeof(d->public_key)) {
 		return TKM_E_IO;
 	}
@@ -590,15 +550,6 @@ typedef struct approval_cb {
 	bool more;
 } approval_cb;
 
-static bool col_copy_opt(sqlite3_stmt *s, int i, char *buf, size_t cap)
-{
-	if (sqlite3_column_type(s, i) == SQLITE_NULL) {
-		buf[0] = '\0';
-		return true;
-	}
-	return col_copy(s, i, buf, cap);
-}
-
 static tkm_err approval_row(sqlite3_stmt *s, void *arg)
 {
 	approval_cb *cb = arg;
@@ -610,13 +561,13 @@ static tkm_err approval_row(sqlite3_stmt *s, void *arg)
 	}
 	memset(&a, 0, sizeof(a));
 	a.id = sqlite3_column_int64(s, 0);
-	if (!col_copy(s, 1, a.method, sizeof(a.method)) ||
+	if (!tkm_store_col_text(s, 1, a.method, sizeof(a.method), false) ||
 	    sqlite3_column_type(s, 2) != SQLITE_BLOB ||
-	    !col_copy_opt(s, 3, a.target, sizeof(a.target)) ||
-	    !col_copy(s, 4, a.initiator, sizeof(a.initiator)) ||
-	    !col_copy(s, 7, a.state, sizeof(a.state)) ||
-	    !col_copy_opt(s, 8, a.decided_by, sizeof(a.decided_by)) ||
-	    !col_copy_opt(s, 10, a.error_code, sizeof(a.error_code))) {
+	    !tkm_store_col_text(s, 3, a.target, sizeof(a.target), true) ||
+	    !tkm_store_col_text(s, 4, a.initiator, sizeof(a.initiator), false) ||
+	    !tkm_store_col_text(s, 7, a.state, sizeof(a.state), false) ||
+	    !tkm_store_col_text(s, 8, a.decided_by, sizeof(a.decided_by), true) ||
+	    !tkm_store_col_text(s, 10, a.error_code, sizeof(a.error_code), true)) {
 		return TKM_E_IO;
 	}
 	a.params = sqlite3_column_blob(s, 2);

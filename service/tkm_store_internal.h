@@ -71,4 +71,14 @@ tkm_err tkm_store_db_fail(sqlite3 *db, const char *path, const char *what, char 
 /* Run sql (no rows) on db; a failure is reported as by tkm_store_db_fail. */
 tkm_err tkm_store_exec(sqlite3 *db, const char *path, const char *sql, char *why, size_t why_len);
 
+/* Bind vals to ?1..?n of s; an SQLite result code (SQLITE_TOOBIG past 2 GiB). */
+int tkm_store_bind(sqlite3_stmt *s, const tkm_store_val *vals, size_t n);
+
+/*
+ * Copy TEXT column i into buf (cap bytes, NUL-terminated): false for another
+ * type, an embedded NUL or a value that does not fit; SQL NULL gives "" and
+ * null_ok.
+ */
+bool tkm_store_col_text(sqlite3_stmt *s, int i, char *buf, size_t cap, bool null_ok);
+
 #endif /* TKM_STORE_INTERNAL_H */

@@ -96,32 +96,6 @@ static const char *db_path(sqlite3 *db)
 	return p != NULL && p[0] != '\0' ? p : "(memory)";
 }
 
-/* Bind vals to the parameters of s in order. */
-static int bind_all(sqlite3_stmt *s, const tkm_store_val *vals, size_t n)
-{
-	int rc = SQLITE_OK;
-
-	for (size_t i = 0; i < n && rc == SQLITE_OK; i++) {
-		int idx = (int)i + 1;
-
-		switch (vals[i].type) {
-		case TKM_STORE_NULL:
-			rc = sqlite3_bind_null(s, idx);
-			break;
-		case TKM_STORE_INT:
-			rc = sqlite3_bind_int64(s, idx, vals[i].i);
-			break;
-		case TKM_STORE_TEXT:
-			rc = sqlite3_bind_text(s, idx, vals[i].p, (int)vals[i].len, SQLITE_STATIC);
-			break;
-		case TKM_STORE_BLOB:
-			rc = sqlite3_bind_blob(s, idx, vals[i].p, (int)vals[i].len, SQLITE_STATIC);
-			break;
-		}
-	}
-	return rc;
-}
-
 typedef tkm_err (*row_fn)(sqlite3_stmt *s, void *arg, char *why, size_t why_len);
 
 /*
@@ -138,7 +112,7 @@ static tkm_err query_on(sqlite3 *db, const char *sql, const tkm_store_val *vals,
 	int rc;
 
 	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK ||
-	    bind_all(s, vals, n) != SQLITE_OK) {
+	    tkm_store_bind(s, vals, n) != SQLITE_OK) {
 		err = tkm_store_db_fail(db, db_path(db), "cannot read terminals", why, why_len);
 		goto out;
 	}
@@ -165,29 +139,6 @@ static bool unique_violation(tkm_store_tx *tx)
 	int x = sqlite3_extended_errcode(tx->db);
 
 	return x == SQLITE_CONSTRAINT_UNIQUE || x == SQLITE_CONSTRAINT_PRIMARYKEY;
-}
-
-/* A TEXT column into buf (NUL-terminated); NULL gives "". False if not text or too long. */
-static bool col_copy(sqlite3_stmt *s, int i, char *buf, size_t cap)
-{
-	const unsigned char *p;
-	size_t n;
-
-	buf[0] = '\0';
-	if (sqlite3_column_type(s, i) == SQLITE_NULL) {
-		return true;
-	}
-	if (sqlite3_column_type(s, i) != SQLITE_TEXT) {
-		return false;
-	}
-	p = sqlite3_column_text(s, i);
-	n = (size_t)sqlite3_column_bytes(s, i);
-	if (p == NULL || n >= cap || memchr(p, '\0', n) != NULL) {
-		return false;
-	}
-	memcpy(buf, p, n);
-	buf[n] = '\0';
-	return true;
 }
 
 /* An INTEGER column >= 0; NULL gives 0. */
@@ -355,20 +306,20 @@ static tkm_err terminal_row(sqlite3_stmt *s, void *arg, char *why, size_t why_le
 
 	memset(t, 0, sizeof(*t));
 	t->id = sqlite3_column_int64(s, 0);
-	ok = col_copy(s, 1, t->manufacturer, sizeof(t->manufacturer));
-	ok = col_copy(s, 2, t->serial, sizeof(t->serial)) && ok;
-	ok = col_copy(s, 3, t->model, sizeof(t->model)) && ok;
-	ok = col_copy(s, 4, t->merchant, sizeof(t->merchant)) && ok;
-	ok = col_copy(s, 5, t->site, sizeof(t->site)) && ok;
-	ok = col_copy(s, 6, t->group, sizeof(t->group)) && ok;
-	ok = col_copy(s, 7, t->purchase_date, sizeof(t->purchase_date)) && ok;
-	ok = col_copy(s, 8, state, sizeof(state)) && ok;
+	ok = tkm_store_col_text(s, 1, t->manufacturer, sizeof(t->manufacturer), true);
+	ok = tkm_store_col_text(s, 2, t->serial, sizeof(t->serial), true) && ok;
+	ok = tkm_store_col_text(s, 3, t->model, sizeof(t->model), true) && ok;
+	ok = tkm_store_col_text(s, 4, t->merchant, sizeof(t->merchant), true) && ok;
+	ok = tkm_store_col_text(s, 5, t->site, sizeof(t->site), true) && ok;
+	ok = tkm_store_col_text(s, 6, t->group, sizeof(t->group), true) && ok;
+	ok = tkm_store_col_text(s, 7, t->purchase_date, sizeof(t->purchase_date), true) && ok;
+	ok = tkm_store_col_text(s, 8, state, sizeof(state), true) && ok;
 	ok = tkm_store_terminal_state_parse(state, strlen(state), &t->state) && ok;
-	ok = col_copy(s, 9, t->firmware_version, sizeof(t->firmware_version)) && ok;
-	ok = col_copy(s, 10, t->app_version, sizeof(t->app_version)) && ok;
+	ok = tkm_store_col_text(s, 9, t->firmware_version, sizeof(t->firmware_version), true) && ok;
+	ok = tkm_store_col_text(s, 10, t->app_version, sizeof(t->app_version), true) && ok;
 	ok = col_u64(s, 11, &t->enrolled_ms) && ok;
 	ok = col_u64(s, 12, &t->last_seen_ms) && ok;
-	ok = col_copy(s, 13, t->notes, sizeof(t->notes)) && ok;
+	ok = tkm_store_col_text(s, 13, t->notes, sizeof(t->notes), true) && ok;
 	ok = col_u64(s, 14, &t->created_ms) && ok;
 	return ok ? TKM_OK : malformed(s, "terminal", why, why_len);
 }
@@ -790,7 +741,8 @@ static bool keys_cols(sqlite3_stmt *s, int i, tkm_store_terminal_keys *k)
 
 	memset(k, 0, sizeof(*k));
 	k->terminal_id = sqlite3_column_int64(s, i);
-	ok = col_copy(s, i + 1, k->principal, sizeof(k->principal)) && k->principal[0] != '\0';
+	ok = tkm_store_col_text(s, i + 1, k->principal, sizeof(k->principal), true) &&
+	     k->principal[0] != '\0';
 	ok = col_fixed(s, i + 2, k->sign_pk, sizeof(k->sign_pk)) && ok;
 	ok = col_fixed(s, i + 3, k->box_pk, sizeof(k->box_pk)) && ok;
 	ok = col_u64(s, i + 4, &k->bound_ms) && ok;
@@ -1140,10 +1092,10 @@ static tkm_err maintenance_row(sqlite3_stmt *s, void *arg, char *why, size_t why
 	memset(&m, 0, sizeof(m));
 	m.seq = sqlite3_column_int64(s, 0);
 	m.terminal_id = sqlite3_column_int64(s, 1);
-	ok = col_copy(s, 2, m.at, sizeof(m.at));
-	ok = col_copy(s, 3, m.kind, sizeof(m.kind)) && ok;
-	ok = col_copy(s, 4, m.description, sizeof(m.description)) && ok;
-	ok = col_copy(s, 5, m.technician, sizeof(m.technician)) && ok;
+	ok = tkm_store_col_text(s, 2, m.at, sizeof(m.at), true);
+	ok = tkm_store_col_text(s, 3, m.kind, sizeof(m.kind), true) && ok;
+	ok = tkm_store_col_text(s, 4, m.description, sizeof(m.description), true) && ok;
+	ok = tkm_store_col_text(s, 5, m.technician, sizeof(m.technician), true) && ok;
 	ok = col_u64(s, 6, &m.recorded_ms) && ok;
 	if (!ok) {
 		return malformed(s, "terminal_maintenance", why, why_len);
@@ -1166,11 +1118,11 @@ static tkm_err custody_row(sqlite3_stmt *s, void *arg, char *why, size_t why_len
 	memset(&c, 0, sizeof(c));
 	c.seq = sqlite3_column_int64(s, 0);
 	c.terminal_id = sqlite3_column_int64(s, 1);
-	ok = col_copy(s, 2, c.at, sizeof(c.at));
-	ok = col_copy(s, 3, action, sizeof(action)) && ok;
+	ok = tkm_store_col_text(s, 2, c.at, sizeof(c.at), true);
+	ok = tkm_store_col_text(s, 3, action, sizeof(action), true) && ok;
 	ok = tkm_store_custody_action_parse(action, strlen(action), &c.action) && ok;
-	ok = col_copy(s, 4, c.person, sizeof(c.person)) && ok;
-	ok = col_copy(s, 5, c.counterparty, sizeof(c.counterparty)) && ok;
+	ok = tkm_store_col_text(s, 4, c.person, sizeof(c.person), true) && ok;
+	ok = tkm_store_col_text(s, 5, c.counterparty, sizeof(c.counterparty), true) && ok;
 	ok = col_u64(s, 6, &c.recorded_ms) && ok;
 	if (!ok) {
 		return malformed(s, "terminal_custody", why, why_len);
