@@ -65,3 +65,8 @@ target_compile_definitions(service_audit_test PRIVATE TKM_TKMCTL_PATH="$<TARGET_
 # The terminal registry through tkmd: add, import, list, lifecycle, histories,
 # a station's site scope.
 tkm_integration_test(service_terminal 180)
+add_dependencies(service_terminal_test tkmctl tkm-terminal tkm-station)
+target_compile_definitions(service_terminal_test PRIVATE
+  TKM_TKMCTL_PATH="$<TARGET_FILE:tkmctl>"
+  TKM_TERMINAL_PATH="$<TARGET_FILE:tkm-terminal>"
+  TKM_STATION_PATH="$<TARGET_FILE:tkm-station>")

@@ -502,6 +502,200 @@ static void test_enrollment(void)
 	sodium_memzero(sk, sizeof(sk));
 }
 
+/* Run a tool (argv[0] a path) with the env's environment; stdout into out. */
+static int run_tool(const char *const *argv, const char *out)
+{
+	int status = -1;
+
+	if (tkm_testenv_run(env, argv, out, NULL, 60000, &status) != TKM_OK) {
+		return -1;
+	}
+	return status;
+}
+
+/* The last "KEY VALUE" word after key in file, e.g. "enrollment code: XXXX". */
+static bool word_after(const char *path, const char *key, char *buf, size_t cap)
+{
+	char *text = tkm_testenv_read_file(path, NULL), *p;
+	size_t n = 0;
+
+	if (text == NULL || (p = strstr(text, key)) == NULL) {
+		free(text);
+		return false;
+	}
+	p += strlen(key);
+	while (*p == ' ') {
+		p++;
+	}
+	while (p[n] != '\0' && p[n] != '\n' && p[n] != ' ' && n + 1 < cap) {
+		n++;
+	}
+	memcpy(buf, p, n);
+	buf[n] = '\0';
+	free(text);
+	return n > 0;
+}
+
+/*
+ * The people's path with the real tools: tkmctl imports a CSV file twice,
+ * a station (tkm-station) gets a code, the terminal (tkm-terminal) enrolls
+ * and checks in, tkmctl lists and exports.
+ */
+static void test_tools(void)
+{
+	char dir_key[400], out[400], csv[400], state_dir[400], session[400], pk_hex[80], code[64];
+	char exported[400];
+	const char *url = tkm_testenv_ipc_url(env);
+	uint8_t pk[32];
+	size_t pk_len = 0;
+	tkm_cbor_doc *doc = NULL;
+	tkm_cbor_w *w;
+	uint64_t approval;
+	FILE *f;
+
+	CHECK(snprintf(dir_key, sizeof(dir_key), "%s/station-9.key", tkm_testenv_dir(env)) > 0);
+	CHECK(snprintf(out, sizeof(out), "%s/tool.out", tkm_testenv_dir(env)) > 0);
+	CHECK(snprintf(csv, sizeof(csv), "%s/terminals.csv", tkm_testenv_dir(env)) > 0);
+	CHECK(snprintf(exported, sizeof(exported), "%s/export.csv", tkm_testenv_dir(env)) > 0);
+	CHECK(snprintf(state_dir, sizeof(state_dir), "%s/pos-1", tkm_testenv_dir(env)) > 0);
+	CHECK(snprintf(session, sizeof(session), "%s/tkmctl.session", tkm_testenv_dir(env)) > 0);
+	CHECK_EQ_INT(tkm_testenv_session_file(env, "officer1", session), TKM_OK);
+
+	/* tkmctl terminal import: 3 good rows, 1 bad; then the same file again. */
+	f = fopen(csv, "w");
+	CHECK(f != NULL);
+	if (f != NULL) {
+		fputs("Serial,Manufacturer,Site,Merchant\n"
+		      "POS-1,Ingenico,s-1,m-1\n"
+		      "POS-2,Ingenico,s-1,m-1\n"
+		      "POS 3,Ingenico,s-1,m-1\n"
+		      "POS-4,Ingenico,s-2,m-1\n",
+		      f);
+		fclose(f);
+	}
+	{
+		const char *argv[] = {TKM_TKMCTL_PATH, "--url", url, "terminal",
+		                      "import",        csv,     NULL};
+
+		CHECK_EQ_INT(run_tool(argv, out), 1); /* one bad row */
+		CHECK(word_after(out, "inserted", pk_hex, sizeof(pk_hex)) &&
+		      strcmp(pk_hex, "3,") == 0);
+		CHECK_EQ_INT(run_tool(argv, out), 1);
+		CHECK(word_after(out, "inserted", pk_hex, sizeof(pk_hex)) &&
+		      strcmp(pk_hex, "0,") == 0);
+	}
+
+	/* A station: key, registration (admin), role under dual control. */
+	{
+		const char *argv[] = {TKM_STATION_PATH, "keygen", "--key", dir_key, NULL};
+
+		CHECK_EQ_INT(run_tool(argv, out), 0);
+		CHECK(word_after(out, "", pk_hex, sizeof(pk_hex)));
+		CHECK(sodium_hex2bin(pk, sizeof(pk), pk_hex, strlen(pk_hex), NULL, &pk_len, NULL) ==
+		          0 &&
+		      pk_len == 32);
+	}
+	w = w_new();
+	tkm_cbor_put_map(w, 3);
+	tkm_cbor_put_cstr(w, "kind");
+	tkm_cbor_put_cstr(w, "station");
+	tkm_cbor_put_cstr(w, "name");
+	tkm_cbor_put_cstr(w, "station-9");
+	tkm_cbor_put_cstr(w, "public_key");
+	tkm_cbor_put_bytes(w, pk, sizeof(pk));
+	CHECK_EQ_INT(call(adm, "device.register", w, &doc), TKM_OK);
+	tkm_cbor_doc_free(doc);
+	tkm_cbor_w_free(w);
+	w = w_new();
+	tkm_cbor_put_map(w, 3);
+	tkm_cbor_put_cstr(w, "role");
+	tkm_cbor_put_cstr(w, "provisioning-station");
+	tkm_cbor_put_cstr(w, "scope");
+	tkm_cbor_put_cstr(w, "site:s-1");
+	tkm_cbor_put_cstr(w, "principal");
+	tkm_cbor_put_cstr(w, "device:station-9");
+	CHECK_EQ_INT(call(adm, "role.assign", w, &doc), TKM_OK);
+	approval = u_of(doc, "approval_id");
+	tkm_cbor_doc_free(doc);
+	tkm_cbor_w_free(w);
+	CHECK_EQ_INT(by_id(so2, "approval.approve", approval, NULL, &doc), TKM_OK);
+	tkm_cbor_doc_free(doc);
+
+	/* The station gets a code for a terminal of its site, not for another site. */
+	{
+		const char *argv[] = {TKM_STATION_PATH,
+		                      "enroll-code",
+		                      "--url",
+		                      url,
+		                      "--name",
+		                      "station-9",
+		                      "--key",
+		                      dir_key,
+		                      "--manufacturer",
+		                      "Ingenico",
+		                      "--serial",
+		                      "POS-1",
+		                      NULL};
+		const char *other[] = {TKM_STATION_PATH,
+		                       "enroll-code",
+		                       "--url",
+		                       url,
+		                       "--name",
+		                       "station-9",
+		                       "--key",
+		                       dir_key,
+		                       "--manufacturer",
+		                       "Ingenico",
+		                       "--serial",
+		                       "POS-4",
+		                       NULL};
+
+		CHECK_EQ_INT(run_tool(other, out), 1);
+		CHECK_EQ_INT(run_tool(argv, out), 0);
+		CHECK(word_after(out, "enrollment code:", code, sizeof(code)));
+	}
+	/* The terminal enrolls with it, and checks in. */
+	{
+		const char *argv[] = {TKM_TERMINAL_PATH,
+		                      "enroll",
+		                      "--url",
+		                      url,
+		                      "--code",
+		                      code,
+		                      "--serial",
+		                      "POS-1",
+		                      "--manufacturer",
+		                      "Ingenico",
+		                      "--state-dir",
+		                      state_dir,
+		                      NULL};
+		const char *again[] = {TKM_TERMINAL_PATH, "checkin", "--state-dir", state_dir,
+		                       "--firmware",      "9.9",     NULL};
+
+		CHECK_EQ_INT(run_tool(argv, out), 0);
+		CHECK_EQ_INT(run_tool(again, out), 0);
+		CHECK(word_after(out, "no pending", pk_hex, sizeof(pk_hex)));
+	}
+	/* tkmctl lists it active, and exports the registry. */
+	{
+		const char *argv[] = {TKM_TKMCTL_PATH, "--url", url,       "terminal", "list",
+		                      "--site",        "s-1",   "--state", "active",   NULL};
+		const char *exp[] = {TKM_TKMCTL_PATH, "--url", url,      "terminal",
+		                     "export",        "--out", exported, NULL};
+		char *text;
+
+		CHECK_EQ_INT(run_tool(argv, out), 0);
+		text = tkm_testenv_read_file(out, NULL);
+		CHECK(text != NULL && strstr(text, "POS-1") != NULL &&
+		      strstr(text, "POS-2") == NULL);
+		free(text);
+		CHECK_EQ_INT(run_tool(exp, out), 0);
+		text = tkm_testenv_read_file(exported, NULL);
+		CHECK(text != NULL && strstr(text, "POS-4") != NULL);
+		free(text);
+	}
+}
+
 int main(void)
 {
 	if (sodium_init() < 0 || tkm_testenv_new(&env) != TKM_OK) {
@@ -519,6 +713,7 @@ int main(void)
 	test_lifecycle();
 	test_station_scope();
 	test_enrollment();
+	test_tools();
 	tkm_client_close(so1);
 	tkm_client_close(so2);
 	tkm_client_close(adm);

@@ -5,7 +5,8 @@
  * codes, connecting (with the session file), calls with checked replies and
  * the report of a pending dual-control request. The audit and backup
  * commands, with the offline audit verifier, live in tkmctl_audit.c; the
- * identity commands and the session file in tkmctl_auth.c.
+ * identity commands and the session file in tkmctl_auth.c; the terminal
+ * registry commands in tkmctl_terminal.c.
  *
  * Commands are const rows ({name, summary, usage, help, handler,
  * subcommands}) that each command file defines; the table below lists them
@@ -21,12 +22,14 @@
  * connection closed).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -95,8 +98,8 @@ static const tkmctl_cmd cmd_help_row = {
 static const tkmctl_cmd *const tkmctl_cmds[] = {
     &cmd_ping_row,      &cmd_info_row,         &tkmctl_login_cmd,    &tkmctl_logout_cmd,
     &tkmctl_whoami_cmd, &tkmctl_passwd_cmd,    &tkmctl_operator_cmd, &tkmctl_role_cmd,
-    &tkmctl_policy_cmd, &tkmctl_approvals_cmd, &tkmctl_audit_cmd,    &tkmctl_backup_cmd,
-    &cmd_help_row,
+    &tkmctl_policy_cmd, &tkmctl_approvals_cmd, &tkmctl_terminal_cmd, &tkmctl_audit_cmd,
+    &tkmctl_backup_cmd, &cmd_help_row,
 };
 
 #define TKMCTL_NCMDS (sizeof(tkmctl_cmds) / sizeof(tkmctl_cmds[0]))
@@ -524,7 +527,8 @@ static void print_main_help(FILE *f)
 	      "                      $TKM_SESSION_FILE, else $XDG_RUNTIME_DIR/tkm/session,\n"
 	      "                      else $HOME/.config/tkm/session)\n"
 	      "  --json              print JSON on stdout instead of text: one object, or\n"
-	      "                      JSON Lines (audit export, audit tail)\n"
+	      "                      JSON Lines (audit export, audit tail,\n"
+	      "                      terminal export)\n"
 	      "  --version           print the version and exit\n"
 	      "  -h, --help          print this help, or a command's help after COMMAND\n"
 	      "\n"
@@ -828,6 +832,169 @@ void tkmctl_format_utc(int64_t t, char *buf, size_t len)
 	n = snprintf(buf, len, "%lld", (long long)t);
 	if (n < 0 || (size_t)n >= len) {
 		buf[0] = '\0';
+	}
+}
+
+/* ---- Times and output files ---- */
+
+/* Exactly n decimal digits at *p, moving *p past them. */
+static bool time_digits(const char **p, int n, unsigned *out)
+{
+	unsigned v = 0;
+
+	for (int i = 0; i < n; i++) {
+		char c = (*p)[i];
+
+		if (c < '0' || c > '9') {
+			return false;
+		}
+		v = v * 10 + (unsigned)(c - '0');
+	}
+	*p += n;
+	*out = v;
+	return true;
+}
+
+static bool time_expect(const char **p, char c)
+{
+	if (**p != c) {
+		return false;
+	}
+	(*p)++;
+	return true;
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (valid y, m, d). */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+	int64_t era;
+	unsigned yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = (unsigned)(y - era * 400);
+	doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (int64_t)doe - 719468;
+}
+
+static unsigned days_in_month(unsigned y, unsigned m)
+{
+	static const unsigned dm[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+
+	return m == 2 && leap ? 29 : dm[m - 1];
+}
+
+bool tkmctl_parse_time_ms(const char *s, uint64_t *out)
+{
+	const char *p = s;
+	unsigned y, mo, d, h = 0, mi = 0, sec = 0, ms = 0, oh = 0, om = 0;
+	int64_t t, off = 0;
+
+	if (!time_digits(&p, 4, &y) || !time_expect(&p, '-') || !time_digits(&p, 2, &mo) ||
+	    !time_expect(&p, '-') || !time_digits(&p, 2, &d)) {
+		return false;
+	}
+	if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo)) {
+		return false;
+	}
+	if (*p != '\0') {
+		if (*p != 'T' && *p != 't') {
+			return false;
+		}
+		p++;
+		if (!time_digits(&p, 2, &h) || !time_expect(&p, ':') || !time_digits(&p, 2, &mi) ||
+		    !time_expect(&p, ':') || !time_digits(&p, 2, &sec)) {
+			return false;
+		}
+		/* 60 is a leap second; it lands on the next minute's first second. */
+		if (h > 23 || mi > 59 || sec > 60) {
+			return false;
+		}
+		if (*p == '.') {
+			unsigned scale = 100;
+
+			p++;
+			if (*p < '0' || *p > '9') {
+				return false;
+			}
+			for (; *p >= '0' && *p <= '9'; p++) {
+				ms += (unsigned)(*p - '0') * scale;
+				scale /= 10;
+			}
+		}
+		if (*p == 'Z' || *p == 'z') {
+			p++;
+		} else if (*p == '+' || *p == '-') {
+			int sign = *p == '-' ? -1 : 1;
+
+			p++;
+			if (!time_digits(&p, 2, &oh) || !time_expect(&p, ':') ||
+			    !time_digits(&p, 2, &om) || oh > 23 || om > 59) {
+				return false;
+			}
+			off = sign * (int64_t)(oh * 3600 + om * 60);
+		} else {
+			return false;
+		}
+		if (*p != '\0') {
+			return false;
+		}
+	}
+	t = days_from_civil(y, mo, d) * 86400 + (int64_t)h * 3600 + (int64_t)mi * 60 + sec - off;
+	if (t < 0) {
+		return false;
+	}
+	*out = (uint64_t)t * 1000u + ms;
+	return true;
+}
+
+int tkmctl_create_out(const tkmctl_opts *o, const char *path, mode_t mode, FILE **f)
+{
+	char msg[256];
+	int fd;
+
+	*f = NULL;
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	if (fd < 0) {
+		int e = errno;
+
+		tkm_why_set(msg, sizeof(msg), "cannot create %s: %s%s", path, strerror(e),
+		            e == EEXIST ? " (tkmctl never replaces a file)" : "");
+		return tkmctl_fail(o, e == EEXIST ? TKM_E_ALREADY_EXISTS : TKM_E_IO, msg);
+	}
+	if ((*f = fdopen(fd, "w")) == NULL) {
+		tkm_why_set(msg, sizeof(msg), "cannot write %s: %s", path, strerror(errno));
+		(void)close(fd);
+		(void)unlink(path);
+		return tkmctl_fail(o, TKM_E_IO, msg);
+	}
+	return TKMCTL_EXIT_OK;
+}
+
+int tkmctl_finish_out(const tkmctl_opts *o, const char *path, FILE *f)
+{
+	char msg[256];
+	bool ok;
+
+	ok = fflush(f) == 0 && !ferror(f) && fsync(fileno(f)) == 0;
+	if (fclose(f) != 0) {
+		ok = false;
+	}
+	if (!ok) {
+		tkm_why_set(msg, sizeof(msg), "cannot write %s: %s", path, strerror(errno));
+		(void)unlink(path);
+		return tkmctl_fail(o, TKM_E_IO, msg);
+	}
+	return TKMCTL_EXIT_OK;
+}
+
+void tkmctl_discard_out(const char *path, FILE *f)
+{
+	if (f != NULL) {
+		(void)fclose(f);
+		(void)unlink(path);
 	}
 }
 

@@ -6,7 +6,8 @@
  * tools/tkmctl.c holds main(), the general commands and these helpers;
  * tools/tkmctl_audit.c the audit and backup commands; tools/tkmctl_auth.c the
  * identity commands (login, logout, whoami, passwd, operator, role, policy,
- * approvals) and the session file. Every string that came from the server or
+ * approvals) and the session file; tools/tkmctl_terminal.c the terminal
+ * registry commands. Every string that came from the server or
  * from a database is untrusted and goes out through tkmctl_put_text*() or
  * tkmctl_put_json_*(), never through a format string.
  */
@@ -17,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "tkm/client.h"
 #include "tkm_cbor.h"
@@ -51,6 +53,9 @@ struct tkmctl_cmd {
 /* The rows of tools/tkmctl_audit.c for the main command table. */
 extern const tkmctl_cmd tkmctl_audit_cmd;
 extern const tkmctl_cmd tkmctl_backup_cmd;
+
+/* The row of tools/tkmctl_terminal.c. */
+extern const tkmctl_cmd tkmctl_terminal_cmd;
 
 /* The rows of tools/tkmctl_auth.c. */
 extern const tkmctl_cmd tkmctl_login_cmd;
@@ -222,6 +227,29 @@ bool tkmctl_reply_bad_field(tkmctl_reply *r, const char *key, const char *want);
  * "expires":TIME}. Returns TKMCTL_EXIT_OK: the request was accepted.
  */
 int tkmctl_pending(const tkmctl_opts *o, const tkmctl_reply *r);
+
+/*
+ * A time as Unix milliseconds: YYYY-MM-DD (midnight UTC), or RFC 3339
+ * YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM), 1970 to 9999. A fraction
+ * beyond milliseconds is cut off. False when s is none of these.
+ */
+bool tkmctl_parse_time_ms(const char *s, uint64_t *out);
+
+/*
+ * Create a local output file that must not exist yet (tkmctl never replaces
+ * a file), with mode less the umask. Returns an exit status, and has
+ * reported the failure when it is not TKMCTL_EXIT_OK; *f is open on success.
+ */
+int tkmctl_create_out(const tkmctl_opts *o, const char *path, mode_t mode, FILE **f);
+
+/*
+ * Flush, sync and close a file of tkmctl_create_out; on failure remove it and
+ * report. Returns an exit status.
+ */
+int tkmctl_finish_out(const tkmctl_opts *o, const char *path, FILE *f);
+
+/* Close and remove a file of tkmctl_create_out after a failure. NULL-safe on f. */
+void tkmctl_discard_out(const char *path, FILE *f);
 
 /* Unix seconds as ISO 8601 UTC ("2026-11-23T10:00:00Z"), or the plain number if gmtime cannot. */
 void tkmctl_format_utc(int64_t t, char *buf, size_t len);
