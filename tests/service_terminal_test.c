@@ -585,6 +585,34 @@ static void test_tools(void)
 		      strcmp(pk_hex, "0,") == 0);
 	}
 
+	/* 10,000 rows with 50 bad ones, twice: nothing is duplicated the second time. */
+	f = fopen(csv, "w");
+	CHECK(f != NULL);
+	if (f != NULL) {
+		fputs("serial,manufacturer,merchant,site,group,purchase_date\n", f);
+		for (int i = 0; i < 10000; i++) {
+			fprintf(f, "BULK-%05d,Verifone,m-9,s-%d,g-%d,%s\n", i, i % 7, i % 3,
+			        i % 200 == 199 ? "2026-13-01" : "2025-06-30");
+		}
+		fclose(f);
+	}
+	{
+		const char *argv[] = {TKM_TKMCTL_PATH, "--url", url, "terminal",
+		                      "import",        csv,     NULL};
+		uint64_t t0 = tkm_testenv_now_us();
+
+		CHECK_EQ_INT(run_tool(argv, out), 1);
+		CHECK(word_after(out, "inserted", pk_hex, sizeof(pk_hex)) &&
+		      strcmp(pk_hex, "9950,") == 0);
+		printf("import of 10,000 rows (50 bad): %.2f s\n",
+		       (double)(tkm_testenv_now_us() - t0) / 1e6);
+		CHECK_EQ_INT(run_tool(argv, out), 1);
+		CHECK(word_after(out, "inserted", pk_hex, sizeof(pk_hex)) &&
+		      strcmp(pk_hex, "0,") == 0);
+		CHECK(word_after(out, "unchanged", pk_hex, sizeof(pk_hex)) &&
+		      strcmp(pk_hex, "9950,") == 0);
+	}
+
 	/* A station: key, registration (admin), role under dual control. */
 	{
 		const char *argv[] = {TKM_STATION_PATH, "keygen", "--key", dir_key, NULL};
