@@ -482,6 +482,12 @@ static tkm_err store_new(const char *path, tkm_store **out)
 		pthread_mutex_destroy(&st->mu);
 		goto fail;
 	}
+	if (pthread_mutex_init(&st->rmu, NULL) != 0) {
+		pthread_cond_destroy(&st->done_cv);
+		pthread_cond_destroy(&st->work_cv);
+		pthread_mutex_destroy(&st->mu);
+		goto fail;
+	}
 	st->sync_init = true;
 	*out = st;
 	return TKM_OK;
@@ -561,8 +567,12 @@ void tkm_store_close(tkm_store *st)
 		return;
 	}
 	writer_stop(st);
+	for (size_t i = 0; i < st->nreaders; i++) {
+		sqlite3_close_v2(st->readers[i]);
+	}
 	sqlite3_close_v2(st->db);
 	if (st->sync_init) {
+		pthread_mutex_destroy(&st->rmu);
 		pthread_cond_destroy(&st->done_cv);
 		pthread_cond_destroy(&st->work_cv);
 		pthread_mutex_destroy(&st->mu);
@@ -615,9 +625,56 @@ out:
 	return err;
 }
 
+tkm_err tkm_store_reader_get(tkm_store *st, sqlite3 **db, char *why, size_t why_len)
+{
+	sqlite3 *c = NULL;
+
+	pthread_mutex_lock(&st->rmu);
+	if (st->nreaders > 0) {
+		c = st->readers[--st->nreaders];
+	}
+	pthread_mutex_unlock(&st->rmu);
+	if (c == NULL) {
+		if (sqlite3_open_v2(st->path, &c,
+		                    SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX |
+		                        SQLITE_OPEN_EXRESCODE,
+		                    NULL) != SQLITE_OK ||
+		    sqlite3_busy_timeout(c, TKM_STORE_BUSY_TIMEOUT_MS) != SQLITE_OK) {
+			tkm_err err =
+			    tkm_store_db_fail(c, st->path, "cannot open a reader", why, why_len);
+
+			sqlite3_close_v2(c);
+			return err;
+		}
+	}
+	*db = c;
+	return TKM_OK;
+}
+
+void tkm_store_reader_put(tkm_store *st, sqlite3 *db)
+{
+	if (db == NULL) {
+		return;
+	}
+	pthread_mutex_lock(&st->rmu);
+	if (st->nreaders < TKM_STORE_READERS_MAX) {
+		st->readers[st->nreaders++] = db;
+		db = NULL;
+	}
+	pthread_mutex_unlock(&st->rmu);
+	sqlite3_close_v2(db);
+}
+
 tkm_err tkm_store_meta_get(tkm_store *st, const char *key, char *buf, size_t buf_len)
 {
-	return meta_get_on(st->db, key, buf, buf_len);
+	sqlite3 *db = NULL;
+	tkm_err err = tkm_store_reader_get(st, &db, NULL, 0);
+
+	if (err == TKM_OK) {
+		err = meta_get_on(db, key, buf, buf_len);
+	}
+	tkm_store_reader_put(st, db);
+	return err;
 }
 
 tkm_err tkm_store_open_readonly(const char *path, tkm_store **out, char *why, size_t why_len)
@@ -1442,7 +1499,14 @@ static tkm_err read_anchor(sqlite3 *db, const char *path, uint64_t *anchor, char
 
 tkm_err tkm_store_audit_anchor(tkm_store *st, uint64_t *anchor_seq, char *why, size_t why_len)
 {
-	return read_anchor(st->db, st->path, anchor_seq, why, why_len);
+	sqlite3 *db = NULL;
+	tkm_err err = tkm_store_reader_get(st, &db, why, why_len);
+
+	if (err == TKM_OK) {
+		err = read_anchor(db, st->path, anchor_seq, why, why_len);
+	}
+	tkm_store_reader_put(st, db);
+	return err;
 }
 
 tkm_err tkm_store_audit_page(tkm_store *st, const tkm_store_audit_query *q,
@@ -1450,6 +1514,7 @@ tkm_err tkm_store_audit_page(tkm_store *st, const tkm_store_audit_query *q,
                              void *arg, bool *more, char *why, size_t why_len)
 {
 	sqlite3_stmt *s = NULL;
+	sqlite3 *db = NULL;
 	size_t n = 0;
 	tkm_err err = TKM_OK;
 	int rc;
@@ -1461,16 +1526,19 @@ tkm_err tkm_store_audit_page(tkm_store *st, const tkm_store_audit_query *q,
 		                    "a page holds 1 to %d records from seq and time within range",
 		                    TKM_STORE_PAGE_MAX);
 	}
+	err = tkm_store_reader_get(st, &db, why, why_len);
+	if (err != TKM_OK) {
+		return err;
+	}
 	/* A seq cursor over the primary key: no OFFSET, so every page costs the same. */
-	if (sqlite3_prepare_v2(st->db,
+	if (sqlite3_prepare_v2(db,
 	                       "SELECT " TKM_STORE_AUDIT_COLUMNS " FROM audit "
 	                       "WHERE seq > ?1 AND ts >= ?2 ORDER BY seq LIMIT ?3",
 	                       -1, &s, NULL) != SQLITE_OK ||
 	    sqlite3_bind_int64(s, 1, (sqlite3_int64)q->after_seq) != SQLITE_OK ||
 	    sqlite3_bind_int64(s, 2, (sqlite3_int64)q->since_ms) != SQLITE_OK ||
 	    sqlite3_bind_int64(s, 3, (sqlite3_int64)q->limit + 1) != SQLITE_OK) {
-		err =
-		    tkm_store_db_fail(st->db, st->path, "cannot read the audit log", why, why_len);
+		err = tkm_store_db_fail(db, st->path, "cannot read the audit log", why, why_len);
 		goto out;
 	}
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -1488,11 +1556,11 @@ tkm_err tkm_store_audit_page(tkm_store *st, const tkm_store_audit_query *q,
 		n++;
 	}
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		err =
-		    tkm_store_db_fail(st->db, st->path, "cannot read the audit log", why, why_len);
+		err = tkm_store_db_fail(db, st->path, "cannot read the audit log", why, why_len);
 	}
 out:
 	sqlite3_finalize(s);
+	tkm_store_reader_put(st, db);
 	return err;
 }
 

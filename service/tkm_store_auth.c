@@ -31,13 +31,18 @@ static tkm_err query(tkm_store *st, const char *sql, const tkm_store_val *vals, 
                      size_t why_len)
 {
 	sqlite3_stmt *s = NULL;
+	sqlite3 *db = NULL;
 	size_t rows = 0;
 	tkm_err err = TKM_OK;
 	int rc;
 
-	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK ||
+	err = tkm_store_reader_get(st, &db, why, why_len);
+	if (err != TKM_OK) {
+		return err;
+	}
+	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK ||
 	    tkm_store_bind(s, vals, n) != SQLITE_OK) {
-		err = tkm_store_db_fail(st->db, st->path, "cannot read identities", why, why_len);
+		err = tkm_store_db_fail(db, st->path, "cannot read identities", why, why_len);
 		goto out;
 	}
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -48,12 +53,13 @@ static tkm_err query(tkm_store *st, const char *sql, const tkm_store_val *vals, 
 		}
 	}
 	if (rc != SQLITE_DONE) {
-		err = tkm_store_db_fail(st->db, st->path, "cannot read identities", why, why_len);
+		err = tkm_store_db_fail(db, st->path, "cannot read identities", why, why_len);
 	} else if (rows == 0) {
 		err = TKM_E_NOT_FOUND;
 	}
 out:
 	sqlite3_finalize(s);
+	tkm_store_reader_put(st, db);
 	return err;
 }
 

@@ -248,12 +248,17 @@ static tkm_err find_cut(tkm_store *st, uint64_t anchor, uint64_t before_ms, uint
                         uint64_t *nrec, char *why, size_t why_len)
 {
 	sqlite3_stmt *s = NULL;
+	sqlite3 *db = NULL;
 	tkm_err err = TKM_OK;
 	int rc;
 
 	*cut = 0;
 	*nrec = 0;
-	if (sqlite3_prepare_v2(st->db,
+	err = tkm_store_reader_get(st, &db, why, why_len);
+	if (err != TKM_OK) {
+		return err;
+	}
+	if (sqlite3_prepare_v2(db,
 	                       "SELECT c.seq, (SELECT count(*) FROM audit WHERE seq > ?2 AND "
 	                       "seq <= c.seq) FROM audit_checkpoint c JOIN audit a ON a.seq = "
 	                       "c.seq WHERE a.ts < ?1 AND c.seq > ?2 ORDER BY c.seq DESC LIMIT 1",
@@ -261,8 +266,8 @@ static tkm_err find_cut(tkm_store *st, uint64_t anchor, uint64_t before_ms, uint
 	    sqlite3_bind_int64(
 	        s, 1, before_ms > INT64_MAX ? INT64_MAX : (sqlite3_int64)before_ms) != SQLITE_OK ||
 	    sqlite3_bind_int64(s, 2, (sqlite3_int64)anchor) != SQLITE_OK) {
-		err = tkm_store_db_fail(st->db, st->path, "cannot look for an archive cut", why,
-		                        why_len);
+		err =
+		    tkm_store_db_fail(db, st->path, "cannot look for an archive cut", why, why_len);
 		goto out;
 	}
 	rc = sqlite3_step(s);
@@ -273,14 +278,15 @@ static tkm_err find_cut(tkm_store *st, uint64_t anchor, uint64_t before_ms, uint
 		goto out;
 	}
 	if (rc != SQLITE_ROW) {
-		err = tkm_store_db_fail(st->db, st->path, "cannot look for an archive cut", why,
-		                        why_len);
+		err =
+		    tkm_store_db_fail(db, st->path, "cannot look for an archive cut", why, why_len);
 		goto out;
 	}
 	*cut = (uint64_t)sqlite3_column_int64(s, 0);
 	*nrec = (uint64_t)sqlite3_column_int64(s, 1);
 out:
 	sqlite3_finalize(s);
+	tkm_store_reader_put(st, db);
 	return err;
 }
 

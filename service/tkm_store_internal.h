@@ -15,6 +15,7 @@
 #define TKM_STORE_BUSY_TIMEOUT_MS 5000
 #define TKM_STORE_DEFAULT_BATCH   1024
 #define TKM_STORE_WHY_LEN         256
+#define TKM_STORE_READERS_MAX     64 /* idle reader connections kept */
 /* TKM_STORE_META_ANCHOR as an SQL string literal. */
 #define TKM_STORE_META_ANCHOR_SQL "'" TKM_STORE_META_ANCHOR "'"
 
@@ -45,6 +46,15 @@ struct tkm_store {
 	pthread_cond_t work_cv;
 	pthread_cond_t done_cv;
 	bool sync_init;
+
+	/*
+	 * Reader connections, one per concurrent read (tkm_store_reader_get):
+	 * a connection shared by threads would let a read join another's older
+	 * snapshot and miss a row the writer has just committed.
+	 */
+	pthread_mutex_t rmu;
+	sqlite3 *readers[TKM_STORE_READERS_MAX];
+	size_t nreaders;
 	bool writer_running;
 	bool stopping;
 	bool archiving; /* an audit archive is running (tkm_store_copy.c) */
@@ -70,6 +80,14 @@ tkm_err tkm_store_db_fail(sqlite3 *db, const char *path, const char *what, char 
 
 /* Run sql (no rows) on db; a failure is reported as by tkm_store_db_fail. */
 tkm_err tkm_store_exec(sqlite3 *db, const char *path, const char *sql, char *why, size_t why_len);
+
+/*
+ * A read-only connection of this thread's own for one read: nothing else
+ * runs on it until tkm_store_reader_put, so each read sees everything
+ * committed before it began. TKM_E_IO when none can be opened.
+ */
+tkm_err tkm_store_reader_get(tkm_store *st, sqlite3 **db, char *why, size_t why_len);
+void tkm_store_reader_put(tkm_store *st, sqlite3 *db);
 
 /* Bind vals to ?1..?n of s; an SQLite result code (SQLITE_TOOBIG past 2 GiB). */
 int tkm_store_bind(sqlite3_stmt *s, const tkm_store_val *vals, size_t n);

@@ -133,6 +133,20 @@ out:
 	return err;
 }
 
+/* query_on with a reader connection of this call's own (tkm_store_reader_get). */
+static tkm_err reader_query(tkm_store *st, const char *sql, const tkm_store_val *vals, size_t n,
+                            row_fn row, void *arg, char *why, size_t why_len)
+{
+	sqlite3 *db = NULL;
+	tkm_err err = tkm_store_reader_get(st, &db, why, why_len);
+
+	if (err == TKM_OK) {
+		err = query_on(db, sql, vals, n, row, arg, why, why_len);
+	}
+	tkm_store_reader_put(st, db);
+	return err;
+}
+
 /* The last statement on tx failed on a UNIQUE or PRIMARY KEY constraint. */
 static bool unique_violation(tkm_store_tx *tx)
 {
@@ -340,7 +354,14 @@ static tkm_err get_on(sqlite3 *db, int64_t id, tkm_store_terminal *out, char *wh
 tkm_err tkm_store_terminal_get(tkm_store *st, int64_t id, tkm_store_terminal *out, char *why,
                                size_t why_len)
 {
-	return get_on(st->db, id, out, why, why_len);
+	sqlite3 *db = NULL;
+	tkm_err err = tkm_store_reader_get(st, &db, why, why_len);
+
+	if (err == TKM_OK) {
+		err = get_on(db, id, out, why, why_len);
+	}
+	tkm_store_reader_put(st, db);
+	return err;
 }
 
 tkm_err tkm_store_tx_terminal_get(tkm_store_tx *tx, int64_t id, tkm_store_terminal *out, char *why,
@@ -369,7 +390,14 @@ static tkm_err get_hw_on(sqlite3 *db, const char *manufacturer, const char *seri
 tkm_err tkm_store_terminal_get_hw(tkm_store *st, const char *manufacturer, const char *serial,
                                   tkm_store_terminal *out, char *why, size_t why_len)
 {
-	return get_hw_on(st->db, manufacturer, serial, out, why, why_len);
+	sqlite3 *db = NULL;
+	tkm_err err = tkm_store_reader_get(st, &db, why, why_len);
+
+	if (err == TKM_OK) {
+		err = get_hw_on(db, manufacturer, serial, out, why, why_len);
+	}
+	tkm_store_reader_put(st, db);
+	return err;
 }
 
 /* Appends constant SQL fragments to a fixed buffer. */
@@ -481,7 +509,7 @@ tkm_err tkm_store_terminal_page(tkm_store *st, const tkm_store_terminal_filter *
 	if (b.overflow) {
 		return tkm_why_fail(why, why_len, TKM_E_INTERNAL, "terminal query too long");
 	}
-	err = query_on(st->db, b.s, v, n, terminal_page_row, &pg, why, why_len);
+	err = reader_query(st, b.s, v, n, terminal_page_row, &pg, why, why_len);
 	*more = pg.more;
 	return err == TKM_E_NOT_FOUND ? TKM_OK : err;
 }
@@ -760,10 +788,10 @@ tkm_err tkm_store_terminal_keys_get(tkm_store *st, int64_t id, tkm_store_termina
 	const tkm_store_val v[] = {V_INT(id)};
 	tkm_err err;
 
-	err = query_on(st->db,
-	               "SELECT " KEYS_COLUMNS " FROM terminal_device d WHERE "
-	               "d.terminal_id = ?1",
-	               v, 1, keys_row, out, why, why_len);
+	err = reader_query(st,
+	                   "SELECT " KEYS_COLUMNS " FROM terminal_device d WHERE "
+	                   "d.terminal_id = ?1",
+	                   v, 1, keys_row, out, why, why_len);
 	if (err == TKM_E_NOT_FOUND) {
 		return tkm_why_fail(why, why_len, err, "terminal %lld has no keys bound",
 		                    (long long)id);
@@ -795,10 +823,10 @@ tkm_err tkm_store_terminal_by_principal(tkm_store *st, const char *principal, tk
 	both b = {t, keys};
 	tkm_err err;
 
-	err = query_on(st->db,
-	               "SELECT " TERMINAL_COLUMNS ", " KEYS_COLUMNS " FROM terminal_device d "
-	               "JOIN terminal t ON t.id = d.terminal_id WHERE d.principal = ?1",
-	               v, 1, both_row, &b, why, why_len);
+	err = reader_query(st,
+	                   "SELECT " TERMINAL_COLUMNS ", " KEYS_COLUMNS " FROM terminal_device d "
+	                   "JOIN terminal t ON t.id = d.terminal_id WHERE d.principal = ?1",
+	                   v, 1, both_row, &b, why, why_len);
 	if (err == TKM_E_NOT_FOUND) {
 		return tkm_why_fail(why, why_len, err, "no terminal is bound to '%s'", principal);
 	}
@@ -1143,7 +1171,7 @@ static tkm_err hist_query(tkm_store *st, const char *sql, row_fn row, hist_page 
 		return tkm_why_fail(why, why_len, TKM_E_INVALID_ARG, "a page holds 1 to %d entries",
 		                    TKM_STORE_PAGE_MAX);
 	}
-	err = query_on(st->db, sql, v, 3, row, pg, why, why_len);
+	err = reader_query(st, sql, v, 3, row, pg, why, why_len);
 	*more = pg->more;
 	return err == TKM_E_NOT_FOUND ? TKM_OK : err;
 }
