@@ -704,6 +704,24 @@ static void test_tools(void)
 		CHECK_EQ_INT(run_tool(again, out), 0);
 		CHECK(word_after(out, "no pending", pk_hex, sizeof(pk_hex)));
 	}
+	/* A security officer gets codes with tkmctl as well: for POS-2, record 1 of the import. */
+	{
+		const char *argv[] = {TKM_TKMCTL_PATH, "--url",   url,   "terminal",
+		                      "list",          "--site",  "s-1", "--state",
+		                      "registered",    "--limit", "1",   NULL};
+		char id[32], code2[64];
+
+		CHECK_EQ_INT(run_tool(argv, out), 0);
+		CHECK(word_after(out, "\n", id, sizeof(id)));
+		{
+			const char *ec[] = {TKM_TKMCTL_PATH, "--url", url, "terminal",
+			                    "enroll-code",   id,      NULL};
+
+			CHECK_EQ_INT(run_tool(ec, out), 0);
+			CHECK(word_after(out, "enrollment code:", code2, sizeof(code2)) &&
+			      strlen(code2) == 34);
+		}
+	}
 	/* tkmctl lists it active, and exports the registry. */
 	{
 		const char *argv[] = {TKM_TKMCTL_PATH, "--url", url,       "terminal", "list",

@@ -45,6 +45,7 @@
 static int cmd_terminal(const tkmctl_opts *o, int argc, char **argv);
 static int cmd_add(const tkmctl_opts *o, int argc, char **argv);
 static int cmd_show(const tkmctl_opts *o, int argc, char **argv);
+static int cmd_enroll_code(const tkmctl_opts *o, int argc, char **argv);
 static int cmd_list(const tkmctl_opts *o, int argc, char **argv);
 static int cmd_import(const tkmctl_opts *o, int argc, char **argv);
 static int cmd_export(const tkmctl_opts *o, int argc, char **argv);
@@ -121,6 +122,19 @@ static const tkmctl_cmd terminal_cmds[] = {
      "  ... one line per field; '-' for a field without a value\n"
      "With --json:\n" RECORD_JSON_HELP,
      cmd_show, NULL, 0},
+    {"enroll-code", "get a one-time enrollment code for a terminal", "ID",
+     "Get a one-time enrollment code for the registered terminal ID\n"
+     "(terminal.enroll_code). The code is typed on the terminal (tkm-terminal\n"
+     "enroll --code CODE); it is single use, expires (24 hours by default), and a\n"
+     "new code replaces the terminal's older one. tkmd keeps only its hash.\n"
+     "\n"
+     "Output:\n"
+     "  terminal:        ID\n"
+     "  enrollment code: CODE\n"
+     "  expires:         YYYY-MM-DDTHH:MM:SSZ\n"
+     "With --json:\n"
+     "  {\"terminal\":ID,\"code\":CODE,\"expires_ms\":T}\n",
+     cmd_enroll_code, NULL, 0},
     {"list", "list terminals, with filters", "[FILTERS] [--after ID] [--limit N] [--all]",
      "List terminals in record id order (terminal.list).\n"
      "\n" FILTER_HELP "  --after ID            start after record id ID (the cursor)\n"
@@ -841,6 +855,48 @@ static int cmd_show(const tkmctl_opts *o, int argc, char **argv)
 			                 "terminal.show: invalid reply: another terminal's record");
 		} else {
 			rc = print_one(o, &r);
+		}
+	}
+	tkmctl_reply_free(&r);
+	tkm_cbor_w_free(w);
+	return rc;
+}
+
+static int cmd_enroll_code(const tkmctl_opts *o, int argc, char **argv)
+{
+	const char *pos[1], *code = NULL;
+	size_t npos = 0, code_n = 0;
+	uint64_t id = 0, got = 0, expires = 0;
+	tkm_cbor_w *w = NULL;
+	tkmctl_reply r;
+	bool done = false;
+	char when[32];
+	int rc;
+
+	memset(&r, 0, sizeof(r));
+	if ((rc = parse_args("enroll-code", argc, argv, NULL, 0, NULL, pos, 1, &npos)) !=
+	        TKMCTL_EXIT_OK ||
+	    (rc = id_of("enroll-code", pos, npos, &id)) != TKMCTL_EXIT_OK) {
+		return rc;
+	}
+	if ((rc = flag_params(o, id, NULL, 0, NULL, &w)) == TKMCTL_EXIT_OK &&
+	    (rc = call_cmd(o, "terminal.enroll_code", w, &r, &done)) == TKMCTL_EXIT_OK && !done) {
+		if (!tkmctl_get_uint(&r, r.root, "terminal", &got) ||
+		    !tkmctl_get_text(&r, r.root, "code", false, 64, &code, &code_n) ||
+		    !tkmctl_get_uint(&r, r.root, "expires_ms", &expires) || got != id) {
+			rc = tkmctl_fail(
+			    o, TKM_E_PROTOCOL,
+			    "terminal.enroll_code: invalid reply (another terminal, or a "
+			    "field missing)");
+		} else if (o->json) {
+			printf("{\"terminal\":%llu,\"code\":", (unsigned long long)id);
+			tkmctl_put_json_str_n(stdout, code, code_n);
+			printf(",\"expires_ms\":%llu}\n", (unsigned long long)expires);
+		} else {
+			tkmctl_format_utc((int64_t)(expires / 1000u), when, sizeof(when));
+			printf("terminal:        %llu\nenrollment code: ", (unsigned long long)id);
+			tkmctl_put_text_n(stdout, code, code_n);
+			printf("\nexpires:         %s\n", when);
 		}
 	}
 	tkmctl_reply_free(&r);
