@@ -1112,8 +1112,8 @@ static const char *const expected_matrix[NMETHODS] = {
     "audit.checkpoint         -  Y  -  -  -  -  -  .",
     "audit.archive            -  Y  -  -  -  -  -  .",
     "store.backup             -  Y  -  -  -  -  -  .",
-    "device.register          -  Y  -  -  -  -  -  .",
-    "device.disable           -  Y  -  -  -  -  -  .",
+    "device.register          -  Y  Y  -  -  -  -  2",
+    "device.disable           -  Y  Y  -  -  -  -  .",
     "terminal.add             -  -  Y  -  -  -  -  .",
     "terminal.import          -  -  Y  -  -  -  -  .",
     "terminal.show            -  -  Y  -  -  S  -  .",
@@ -1143,7 +1143,8 @@ static const char *const expected_approvals[] = {
     /* method               ad so kc au ps te */
     "operator.create          Y  Y  -  -  -  -", "operator.reset_password  Y  Y  -  -  -  -",
     "role.assign              Y  Y  -  -  -  -", "role.revoke              Y  Y  -  -  -  -",
-    "policy.apply             Y  Y  -  -  -  -", "terminal.resume          -  Y  -  -  -  -",
+    "policy.apply             Y  Y  -  -  -  -", "device.register          -  Y  -  -  -  -",
+    "terminal.resume          -  Y  -  -  -  -",
     "key.ceremony_begin       x  Y  -  -  -  -", "key.ceremony_finish      x  Y  -  -  -  -",
     "key.export               x  Y  -  -  -  -",
 };

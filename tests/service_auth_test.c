@@ -635,7 +635,24 @@ static tkm_client *mx_device(tkm_client *adm, const char *name, const char *kind
 	tkm_cbor_put_cstr(w, name);
 	tkm_cbor_put_cstr(w, "public_key");
 	tkm_cbor_put_bytes(w, pk, sizeof(pk));
-	CHECK(expect("device.register", call(adm, "device.register", w, NULL, &st), &st, TKM_OK));
+	/* Dual control: the admin asks, a security officer approves. */
+	{
+		tkm_cbor_doc *doc = NULL;
+		tkm_client *officer = NULL;
+		char state[32];
+		uint64_t id;
+
+		CHECK(expect("device.register", call(adm, "device.register", w, &doc, &st), &st,
+		             TKM_OK));
+		id = pending_id(doc);
+		tkm_cbor_doc_free(doc);
+		doc = NULL;
+		CHECK_EQ_INT(tkm_testenv_login(env, "officer2", &officer), TKM_OK);
+		CHECK_EQ_INT(approve(officer, id, &doc, state, sizeof(state), &st), TKM_OK);
+		CHECK_STR(state, "executed");
+		tkm_cbor_doc_free(doc);
+		tkm_client_close(officer);
+	}
 	CHECK_EQ_INT(tkm_testenv_client(tkm_testenv_ipc_url(env), &c), TKM_OK);
 	CHECK_EQ_INT(tkm_client_use_device_key(c, name, key_path, &st), TKM_OK);
 	return c;

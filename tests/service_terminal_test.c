@@ -284,9 +284,14 @@ static void test_station_scope(void)
 	tkm_cbor_put_cstr(w, "station-1");
 	tkm_cbor_put_cstr(w, "public_key");
 	tkm_cbor_put_bytes(w, pk, sizeof(pk));
+	/* Registering a station is dual control: a security officer approves. */
 	CHECK_EQ_INT(call(adm, "device.register", w, &doc), TKM_OK);
+	approval = u_of(doc, "approval_id");
 	tkm_cbor_doc_free(doc);
 	tkm_cbor_w_free(w);
+	CHECK_EQ_INT(by_id(so1, "approval.approve", approval, NULL, &doc), TKM_OK);
+	CHECK(text_is(doc, "state", "executed"));
+	tkm_cbor_doc_free(doc);
 	w = w_new();
 	tkm_cbor_put_map(w, 3);
 	tkm_cbor_put_cstr(w, "role");
@@ -631,9 +636,14 @@ static void test_tools(void)
 	tkm_cbor_put_cstr(w, "station-9");
 	tkm_cbor_put_cstr(w, "public_key");
 	tkm_cbor_put_bytes(w, pk, sizeof(pk));
+	/* Registering a station is dual control: a security officer approves. */
 	CHECK_EQ_INT(call(adm, "device.register", w, &doc), TKM_OK);
+	approval = u_of(doc, "approval_id");
 	tkm_cbor_doc_free(doc);
 	tkm_cbor_w_free(w);
+	CHECK_EQ_INT(by_id(so1, "approval.approve", approval, NULL, &doc), TKM_OK);
+	CHECK(text_is(doc, "state", "executed"));
+	tkm_cbor_doc_free(doc);
 	w = w_new();
 	tkm_cbor_put_map(w, 3);
 	tkm_cbor_put_cstr(w, "role");
