@@ -1144,9 +1144,8 @@ static const char *const expected_approvals[] = {
     "operator.create          Y  Y  -  -  -  -", "operator.reset_password  Y  Y  -  -  -  -",
     "role.assign              Y  Y  -  -  -  -", "role.revoke              Y  Y  -  -  -  -",
     "policy.apply             Y  Y  -  -  -  -", "device.register          -  Y  -  -  -  -",
-    "terminal.resume          -  Y  -  -  -  -",
-    "key.ceremony_begin       x  Y  -  -  -  -", "key.ceremony_finish      x  Y  -  -  -  -",
-    "key.export               x  Y  -  -  -  -",
+    "terminal.resume          -  Y  -  -  -  -", "key.ceremony_begin       x  Y  -  -  -  -",
+    "key.ceremony_finish      x  Y  -  -  -  -", "key.export               x  Y  -  -  -  -",
 };
 
 #define NAPPROVALS (sizeof(expected_approvals) / sizeof(expected_approvals[0]))
