@@ -20,6 +20,7 @@
 #include "tkm/client.h"
 #include "tkm_cbor.h"
 #include "tkm_devtool.h"
+#include "tkm_toolout.h"
 #include "tkm_why.h"
 
 #ifndef TKM_VERSION_STRING
@@ -288,210 +289,46 @@ int tkm_devtool_parse_timeout(const char *s, int *out)
 
 /* ---- Output of untrusted text ---- */
 
-/*
- * Length of the valid UTF-8 sequence at p (1..4, within the n > 0 bytes
- * left) and its code point, or 0 when it is invalid.
- */
-static size_t utf8_next(const unsigned char *p, size_t n, uint32_t *cp)
-{
-	unsigned char c = p[0];
-	uint32_t min, v;
-	size_t len;
-
-	if (c < 0x80) {
-		*cp = c;
-		return 1;
-	}
-	if (c >= 0xC2 && c <= 0xDF) {
-		len = 2;
-		v = c & 0x1Fu;
-		min = 0x80;
-	} else if (c >= 0xE0 && c <= 0xEF) {
-		len = 3;
-		v = c & 0x0Fu;
-		min = 0x800;
-	} else if (c >= 0xF0 && c <= 0xF4) {
-		len = 4;
-		v = c & 0x07u;
-		min = 0x10000;
-	} else {
-		return 0;
-	}
-	if (len > n) {
-		return 0;
-	}
-	for (size_t i = 1; i < len; i++) {
-		if ((p[i] & 0xC0) != 0x80) {
-			return 0;
-		}
-		v = (v << 6) | (p[i] & 0x3Fu);
-	}
-	if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) {
-		return 0;
-	}
-	*cp = v;
-	return len;
-}
-
-static bool is_control(uint32_t cp)
-{
-	return cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp <= 0x9F);
-}
+/* The tkm_devtool_put_* names of tkm_toolout's functions, for the tools. */
 
 void tkm_devtool_put_text_n(FILE *f, const char *s, size_t len)
 {
-	const unsigned char *p = (const unsigned char *)s;
-	const unsigned char *end = p + len;
-
-	while (p < end) {
-		uint32_t cp;
-		size_t n = utf8_next(p, (size_t)(end - p), &cp);
-
-		if (n == 0 || is_control(cp)) {
-			fputc('?', f);
-			p += n == 0 ? 1 : n;
-			continue;
-		}
-		fwrite(p, 1, n, f);
-		p += n;
-	}
-}
-
-void tkm_devtool_put_cell(FILE *f, const char *s, size_t len, size_t width)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	const unsigned char *end = p + len;
-	size_t cols = 0;
-
-	while (p < end) {
-		uint32_t cp;
-		size_t n = utf8_next(p, (size_t)(end - p), &cp);
-
-		p += n == 0 ? 1 : n;
-		cols++;
-	}
-	tkm_devtool_put_text_n(f, s, len);
-	for (size_t pad = (cols < width ? width - cols : 0) + 2; pad > 0; pad--) {
-		fputc(' ', f);
-	}
-}
-
-bool tkm_devtool_text_ok(const char *s, size_t len, size_t max)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	const unsigned char *end = p + len;
-
-	if (len == 0 || len > max) {
-		return false;
-	}
-	while (p < end) {
-		uint32_t cp;
-		size_t n = utf8_next(p, (size_t)(end - p), &cp);
-
-		if (n == 0 || is_control(cp)) {
-			return false;
-		}
-		p += n;
-	}
-	return true;
+	tkm_toolout_put_text_n(f, s, len);
 }
 
 void tkm_devtool_put_text(FILE *f, const char *s)
 {
-	tkm_devtool_put_text_n(f, s, strlen(s));
+	tkm_toolout_put_text(f, s);
+}
+
+void tkm_devtool_put_cell(FILE *f, const char *s, size_t len, size_t width)
+{
+	tkm_toolout_put_cell(f, s, len, width);
+}
+
+bool tkm_devtool_text_ok(const char *s, size_t len, size_t max)
+{
+	return tkm_toolout_text_ok(s, len, max);
 }
 
 void tkm_devtool_put_json_str_n(FILE *f, const char *s, size_t len)
 {
-	const unsigned char *p = (const unsigned char *)s;
-	const unsigned char *end = p + len;
-
-	fputc('"', f);
-	while (p < end) {
-		uint32_t cp;
-		size_t n = utf8_next(p, (size_t)(end - p), &cp);
-
-		if (n == 0) {
-			fputs("\\ufffd", f);
-			p++;
-			continue;
-		}
-		if (cp == '"' || cp == '\\') {
-			fputc('\\', f);
-			fputc((int)cp, f);
-		} else if (is_control(cp)) {
-			fprintf(f, "\\u%04x", (unsigned)cp);
-		} else {
-			fwrite(p, 1, n, f);
-		}
-		p += n;
-	}
-	fputc('"', f);
+	tkm_toolout_put_json_str_n(f, s, len);
 }
 
 void tkm_devtool_put_json_str(FILE *f, const char *s)
 {
-	tkm_devtool_put_json_str_n(f, s, strlen(s));
+	tkm_toolout_put_json_str(f, s);
 }
 
 void tkm_devtool_put_hex(FILE *f, const uint8_t *p, size_t len)
 {
-	static const char hex[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < len; i++) {
-		fputc(hex[p[i] >> 4], f);
-		fputc(hex[p[i] & 0x0f], f);
-	}
-}
-
-static void json_scalar(FILE *f, const tkm_cbor_val *v)
-{
-	const uint8_t *p;
-	const char *s;
-	size_t n;
-	uint64_t u;
-	int64_t i;
-	bool b;
-
-	if (tkm_cbor_get_uint(v, &u)) {
-		fprintf(f, "%llu", (unsigned long long)u);
-	} else if (tkm_cbor_get_int(v, &i)) {
-		fprintf(f, "%lld", (long long)i);
-	} else if (tkm_cbor_get_text(v, &s, &n)) {
-		tkm_devtool_put_json_str_n(f, s, n);
-	} else if (tkm_cbor_get_bytes(v, &p, &n)) {
-		fputc('"', f);
-		tkm_devtool_put_hex(f, p, n);
-		fputc('"', f);
-	} else if (tkm_cbor_get_bool(v, &b)) {
-		fputs(b ? "true" : "false", f);
-	} else {
-		/* null, and a negative integer below INT64_MIN */
-		fputs("null", f);
-	}
+	tkm_toolout_put_hex(f, p, len);
 }
 
 void tkm_devtool_put_json_cbor(FILE *f, const tkm_cbor_val *v)
 {
-	tkm_cbor_type t = tkm_cbor_type_of(v);
-	bool first = true, key = true;
-
-	if (t != TKM_CBOR_ARRAY && t != TKM_CBOR_MAP) {
-		json_scalar(f, v);
-		return;
-	}
-	fputc(t == TKM_CBOR_MAP ? '{' : '[', f);
-	for (const tkm_cbor_val *c = tkm_cbor_first(v); c != NULL; c = tkm_cbor_next(c)) {
-		if (t == TKM_CBOR_MAP && !key) {
-			fputc(':', f);
-		} else if (!first) {
-			fputc(',', f);
-		}
-		first = false;
-		tkm_devtool_put_json_cbor(f, c);
-		key = !key;
-	}
-	fputc(t == TKM_CBOR_MAP ? '}' : ']', f);
+	tkm_toolout_put_json_cbor(f, v);
 }
 
 void tkm_devtool_format_ms(uint64_t ms, char *buf, size_t len)

@@ -89,7 +89,7 @@ int tkm_devtool_exit_of(tkm_err err);
 /* The short name of err: its wire name, or a local one ("connect", "io"...). */
 const char *tkm_devtool_err_name(tkm_err err);
 
-/* ---- Output of untrusted text ---- */
+/* ---- Output of untrusted text (tkm_toolout.h under the tools' names) ---- */
 
 /* Control characters and invalid UTF-8 become '?'. len bytes, not NUL-terminated. */
 void tkm_devtool_put_text_n(FILE *f, const char *s, size_t len);
@@ -99,7 +99,7 @@ void tkm_devtool_put_text(FILE *f, const char *s);
 void tkm_devtool_put_json_str_n(FILE *f, const char *s, size_t len);
 void tkm_devtool_put_json_str(FILE *f, const char *s);
 
-/* A decoded value as JSON: byte strings as lowercase hex strings. */
+/* A decoded value as JSON: byte strings as lowercase hex strings, integers exactly. */
 void tkm_devtool_put_json_cbor(FILE *f, const tkm_cbor_val *v);
 
 void tkm_devtool_put_hex(FILE *f, const uint8_t *p, size_t len);

@@ -15,7 +15,6 @@
  */
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -256,124 +255,6 @@ static bool parse_u64(const char *s, uint64_t max, uint64_t *out)
 	return true;
 }
 
-/* Exactly n decimal digits at *p, moving *p past them. */
-static bool digits(const char **p, int n, unsigned *out)
-{
-	unsigned v = 0;
-
-	for (int i = 0; i < n; i++) {
-		char c = (*p)[i];
-
-		if (c < '0' || c > '9') {
-			return false;
-		}
-		v = v * 10 + (unsigned)(c - '0');
-	}
-	*p += n;
-	*out = v;
-	return true;
-}
-
-static bool expect(const char **p, char c)
-{
-	if (**p != c) {
-		return false;
-	}
-	(*p)++;
-	return true;
-}
-
-/* Days since 1970-01-01 of a proleptic Gregorian date (valid y, m, d). */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-	int64_t era;
-	unsigned yoe, doy, doe;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = (unsigned)(y - era * 400);
-	doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + (int64_t)doe - 719468;
-}
-
-static unsigned days_in_month(unsigned y, unsigned m)
-{
-	static const unsigned dm[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-
-	return m == 2 && leap ? 29 : dm[m - 1];
-}
-
-/*
- * A time as Unix milliseconds: YYYY-MM-DD (midnight UTC), or RFC 3339
- * YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM), 1970 to 9999. A fraction
- * beyond milliseconds is cut off.
- */
-static bool parse_time_ms(const char *s, uint64_t *out)
-{
-	const char *p = s;
-	unsigned y, mo, d, h = 0, mi = 0, sec = 0, ms = 0, oh = 0, om = 0;
-	int64_t t, off = 0;
-
-	if (!digits(&p, 4, &y) || !expect(&p, '-') || !digits(&p, 2, &mo) || !expect(&p, '-') ||
-	    !digits(&p, 2, &d)) {
-		return false;
-	}
-	if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo)) {
-		return false;
-	}
-	if (*p != '\0') {
-		if (*p != 'T' && *p != 't') {
-			return false;
-		}
-		p++;
-		if (!digits(&p, 2, &h) || !expect(&p, ':') || !digits(&p, 2, &mi) ||
-		    !expect(&p, ':') || !digits(&p, 2, &sec)) {
-			return false;
-		}
-		/* 60 is a leap second; it lands on the next minute's first second. */
-		if (h > 23 || mi > 59 || sec > 60) {
-			return false;
-		}
-		if (*p == '.') {
-			unsigned scale = 100;
-
-			p++;
-			if (*p < '0' || *p > '9') {
-				return false;
-			}
-			for (; *p >= '0' && *p <= '9'; p++) {
-				ms += (unsigned)(*p - '0') * scale;
-				scale /= 10;
-			}
-		}
-		if (*p == 'Z' || *p == 'z') {
-			p++;
-		} else if (*p == '+' || *p == '-') {
-			int sign = *p == '-' ? -1 : 1;
-
-			p++;
-			if (!digits(&p, 2, &oh) || !expect(&p, ':') || !digits(&p, 2, &om) ||
-			    oh > 23 || om > 59) {
-				return false;
-			}
-			off = sign * (int64_t)(oh * 3600 + om * 60);
-		} else {
-			return false;
-		}
-		if (*p != '\0') {
-			return false;
-		}
-	}
-	t = days_from_civil(y, mo, d) * 86400 + (int64_t)h * 3600 + (int64_t)mi * 60 + sec - off;
-	if (t < 0) {
-		return false;
-	}
-	*out = (uint64_t)t * 1000u + ms;
-	return true;
-}
-
 /* Unix milliseconds as "2026-11-23T10:00:00.123Z", or the plain number if gmtime cannot. */
 static void format_ms(uint64_t ms, char *buf, size_t len)
 {
@@ -416,60 +297,6 @@ static int absolute_path(const char *what, const char *path, char *buf, size_t l
 		return tkmctl_usage_error("the path is too long", path);
 	}
 	return TKMCTL_EXIT_OK;
-}
-
-/*
- * Create a local output file that must not exist yet. mode is 0600 or 0644
- * (less the umask). Returns an exit status; *f is open on success.
- */
-static int create_out(const tkmctl_opts *o, const char *path, mode_t mode, FILE **f)
-{
-	char msg[256];
-	int fd;
-
-	*f = NULL;
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-	if (fd < 0) {
-		int e = errno;
-
-		tkm_why_set(msg, sizeof(msg), "cannot create %s: %s%s", path, strerror(e),
-		            e == EEXIST ? " (tkmctl never replaces a file)" : "");
-		return tkmctl_fail(o, e == EEXIST ? TKM_E_ALREADY_EXISTS : TKM_E_IO, msg);
-	}
-	if ((*f = fdopen(fd, "w")) == NULL) {
-		tkm_why_set(msg, sizeof(msg), "cannot write %s: %s", path, strerror(errno));
-		(void)close(fd);
-		(void)unlink(path);
-		return tkmctl_fail(o, TKM_E_IO, msg);
-	}
-	return TKMCTL_EXIT_OK;
-}
-
-/* Flush, sync and close a file from create_out; on failure remove it. Returns an exit status. */
-static int finish_out(const tkmctl_opts *o, const char *path, FILE *f)
-{
-	char msg[256];
-	bool ok;
-
-	ok = fflush(f) == 0 && !ferror(f) && fsync(fileno(f)) == 0;
-	if (fclose(f) != 0) {
-		ok = false;
-	}
-	if (!ok) {
-		tkm_why_set(msg, sizeof(msg), "cannot write %s: %s", path, strerror(errno));
-		(void)unlink(path);
-		return tkmctl_fail(o, TKM_E_IO, msg);
-	}
-	return TKMCTL_EXIT_OK;
-}
-
-/* Close and remove a file from create_out after a failure. NULL-safe. */
-static void discard_out(const char *path, FILE *f)
-{
-	if (f != NULL) {
-		(void)fclose(f);
-		(void)unlink(path);
-	}
 }
 
 /* ---- Checked reply fields beyond tkmctl.h's ---- */
@@ -1004,12 +831,12 @@ static int cmd_audit_pubkey(const tkmctl_opts *o, int argc, char **argv)
 		goto out;
 	}
 	if (out_path != NULL) {
-		if ((rc = create_out(o, out_path, 0644, &f)) != TKMCTL_EXIT_OK) {
+		if ((rc = tkmctl_create_out(o, out_path, 0644, &f)) != TKMCTL_EXIT_OK) {
 			goto out;
 		}
 		tkmctl_put_hex(f, pk, TKM_AUDIT_PK_LEN);
 		fputc('\n', f);
-		rc = finish_out(o, out_path, f);
+		rc = tkmctl_finish_out(o, out_path, f);
 		f = NULL;
 		if (rc != TKMCTL_EXIT_OK) {
 			goto out;
@@ -1087,7 +914,7 @@ static int cmd_audit_export(const tkmctl_opts *o, int argc, char **argv)
 
 		if (parse_u64(since, SEQ_MAX, &seq)) {
 			after = seq > 0 ? seq - 1 : 0;
-		} else if (!parse_time_ms(since, &since_ms)) {
+		} else if (!tkmctl_parse_time_ms(since, &since_ms)) {
 			return tkmctl_usage_error(
 			    "--since needs a seq number, a time such as "
 			    "2026-11-23T10:00:00Z, or a date such as 2026-11-23",
@@ -1098,7 +925,7 @@ static int cmd_audit_export(const tkmctl_opts *o, int argc, char **argv)
 		goto out;
 	}
 	if (out_path != NULL) {
-		if ((rc = create_out(o, out_path, 0600, &f)) != TKMCTL_EXIT_OK) {
+		if ((rc = tkmctl_create_out(o, out_path, 0600, &f)) != TKMCTL_EXIT_OK) {
 			goto out;
 		}
 		dst = f;
@@ -1125,7 +952,7 @@ static int cmd_audit_export(const tkmctl_opts *o, int argc, char **argv)
 		}
 	}
 	if (f != NULL) {
-		rc = finish_out(o, out_path, f);
+		rc = tkmctl_finish_out(o, out_path, f);
 		f = NULL;
 		if (rc != TKMCTL_EXIT_OK) {
 			goto out;
@@ -1151,7 +978,7 @@ static int cmd_audit_export(const tkmctl_opts *o, int argc, char **argv)
 out:
 	page_free(&pg);
 	if (out_path != NULL) {
-		discard_out(out_path, f);
+		tkmctl_discard_out(out_path, f);
 	}
 	tkm_client_close(c);
 	return rc;
@@ -1488,7 +1315,7 @@ static int cmd_audit_archive(const tkmctl_opts *o, int argc, char **argv)
 		return tkmctl_usage_error(
 		    "audit archive needs --out PATH, a new file on tkmd's host", NULL);
 	}
-	if (before != NULL && !parse_time_ms(before, &before_ms)) {
+	if (before != NULL && !tkmctl_parse_time_ms(before, &before_ms)) {
 		return tkmctl_usage_error("--before needs a time such as 2026-11-23T10:00:00Z or a "
 		                          "date such as 2026-11-23",
 		                          before);
