@@ -942,6 +942,32 @@ const char *tkmctl_opt_value(int argc, char **argv, int *i, const char *name, bo
 	return argv[++*i];
 }
 
+bool tkmctl_parse_uint(uint64_t min, const char *s, uint64_t max, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (*s == '\0') {
+		return false;
+	}
+	for (; *s != '\0'; s++) {
+		unsigned d;
+
+		if (*s < '0' || *s > '9') {
+			return false;
+		}
+		d = (unsigned)(*s - '0');
+		if (v > (max - d) / 10) {
+			return false;
+		}
+		v = v * 10 + d;
+	}
+	if (v < min) {
+		return false;
+	}
+	*out = v;
+	return true;
+}
+
 static bool parse_timeout(const char *s, int *out)
 {
 	char *end;

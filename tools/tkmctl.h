@@ -215,6 +215,12 @@ bool tkmctl_get_uint(tkmctl_reply *r, const tkm_cbor_val *map, const char *key, 
 bool tkmctl_get_bool(tkmctl_reply *r, const tkm_cbor_val *map, const char *key, bool *out);
 bool tkmctl_get_text(tkmctl_reply *r, const tkm_cbor_val *map, const char *key, bool empty_ok,
                      size_t max, const char **s, size_t *n);
+/*
+ * A decimal number without sign or spaces, from min to max (both included),
+ * into *out; false for anything else. *out is untouched on failure.
+ */
+bool tkmctl_parse_uint(uint64_t min, const char *s, uint64_t max, uint64_t *out);
+
 /* Mark r invalid with what (the first reason wins); returns false. */
 bool tkmctl_reply_bad(tkmctl_reply *r, const char *what);
 /* The same with "'key' is missing or not want", the reason the get_* give. */

@@ -231,30 +231,6 @@ static int cmd_audit(const tkmctl_opts *o, int argc, char **argv)
 
 /* ---- Small parsers ---- */
 
-/* A decimal number without sign or spaces, at most max. */
-static bool parse_u64(const char *s, uint64_t max, uint64_t *out)
-{
-	uint64_t v = 0;
-
-	if (*s == '\0') {
-		return false;
-	}
-	for (; *s != '\0'; s++) {
-		unsigned d;
-
-		if (*s < '0' || *s > '9') {
-			return false;
-		}
-		d = (unsigned)(*s - '0');
-		if (v > (max - d) / 10) {
-			return false;
-		}
-		v = v * 10 + d;
-	}
-	*out = v;
-	return true;
-}
-
 /* Unix milliseconds as "2026-11-23T10:00:00.123Z", or the plain number if gmtime cannot. */
 static void format_ms(uint64_t ms, char *buf, size_t len)
 {
@@ -912,7 +888,7 @@ static int cmd_audit_export(const tkmctl_opts *o, int argc, char **argv)
 	if (since != NULL) {
 		uint64_t seq;
 
-		if (parse_u64(since, SEQ_MAX, &seq)) {
+		if (tkmctl_parse_uint(0, since, SEQ_MAX, &seq)) {
 			after = seq > 0 ? seq - 1 : 0;
 		} else if (!tkmctl_parse_time_ms(since, &since_ms)) {
 			return tkmctl_usage_error(
@@ -1103,7 +1079,7 @@ static bool parse_tail_args(int argc, char **argv, uint64_t *n, bool *follow, un
 				*rc = tkmctl_usage_error("option given twice", a);
 				return false;
 			}
-			if (!parse_u64(v, SEQ_MAX, n)) {
+			if (!tkmctl_parse_uint(0, v, SEQ_MAX, n)) {
 				*rc = tkmctl_usage_error("-n needs a number of records", v);
 				return false;
 			}
@@ -1113,7 +1089,7 @@ static bool parse_tail_args(int argc, char **argv, uint64_t *n, bool *follow, un
 				*rc = tkmctl_usage_error("option given twice", a);
 				return false;
 			}
-			if (!parse_u64(v, INTERVAL_MAX, &u) || u < INTERVAL_MIN) {
+			if (!tkmctl_parse_uint(0, v, INTERVAL_MAX, &u) || u < INTERVAL_MIN) {
 				*rc = tkmctl_usage_error(
 				    "--interval needs milliseconds from 10 to 3600000", v);
 				return false;

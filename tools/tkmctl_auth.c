@@ -457,33 +457,6 @@ static int cmd_approvals(const tkmctl_opts *o, int argc, char **argv)
 
 /* ---- Small helpers ---- */
 
-/* A decimal number without sign or spaces, 1 to max. */
-static bool parse_num(const char *s, uint64_t max, uint64_t *out)
-{
-	uint64_t v = 0;
-
-	if (*s == '\0') {
-		return false;
-	}
-	for (; *s != '\0'; s++) {
-		unsigned d;
-
-		if (*s < '0' || *s > '9') {
-			return false;
-		}
-		d = (unsigned)(*s - '0');
-		if (v > (max - d) / 10) {
-			return false;
-		}
-		v = v * 10 + d;
-	}
-	if (v == 0) {
-		return false;
-	}
-	*out = v;
-	return true;
-}
-
 /*
  * An argument a command does not take. An option is named without its
  * "=VALUE", and with hide the argument is not shown at all: either may be a
@@ -1085,7 +1058,7 @@ static int parse_password_fd(const char *v, pw_in *in)
 {
 	uint64_t n = 0;
 
-	if (strcmp(v, "0") != 0 && !parse_num(v, INT_MAX, &n)) {
+	if (strcmp(v, "0") != 0 && !tkmctl_parse_uint(1, v, INT_MAX, &n)) {
 		return tkmctl_usage_error("--password-fd needs a file descriptor number", v);
 	}
 	if (fcntl((int)n, F_GETFD) == -1) {
@@ -2176,7 +2149,7 @@ static int cmd_operator_list(const tkmctl_opts *o, int argc, char **argv)
 			}
 			memcpy(after, v, strlen(v) + 1);
 		} else if ((v = tkmctl_opt_value(argc, argv, &i, "--limit", &missing)) != NULL) {
-			if (have_limit || !parse_num(v, UINT32_MAX, &limit)) {
+			if (have_limit || !tkmctl_parse_uint(1, v, UINT32_MAX, &limit)) {
 				return tkmctl_usage_error(
 				    "--limit needs a number of operators, once", v);
 			}
@@ -2705,7 +2678,7 @@ static int id_arg(const char *cmd, int argc, char **argv, uint64_t *id)
 {
 	char what[80];
 
-	if (argc != 1 || !parse_num(argv[0], ID_MAX, id)) {
+	if (argc != 1 || !tkmctl_parse_uint(1, argv[0], ID_MAX, id)) {
 		if (argc > 1) {
 			return unknown_arg(cmd, argv[1], false);
 		}

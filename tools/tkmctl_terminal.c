@@ -385,33 +385,6 @@ static int check_flags(const flag_spec *specs, size_t n, const char **vals)
 	return TKMCTL_EXIT_OK;
 }
 
-/* A decimal number without sign or spaces, 1 to max. */
-static bool parse_num(const char *s, uint64_t max, uint64_t *out)
-{
-	uint64_t v = 0;
-
-	if (*s == '\0') {
-		return false;
-	}
-	for (; *s != '\0'; s++) {
-		unsigned d;
-
-		if (*s < '0' || *s > '9') {
-			return false;
-		}
-		d = (unsigned)(*s - '0');
-		if (v > (max - d) / 10) {
-			return false;
-		}
-		v = v * 10 + d;
-	}
-	if (v == 0) {
-		return false;
-	}
-	*out = v;
-	return true;
-}
-
 /* The terminal ID among the positional arguments (exactly one). Returns an exit status. */
 static int id_of(const char *cmd, const char **pos, size_t npos, uint64_t *id)
 {
@@ -421,7 +394,7 @@ static int id_of(const char *cmd, const char **pos, size_t npos, uint64_t *id)
 		tkm_why_set(what, sizeof(what), "terminal %s needs the terminal's ID", cmd);
 		return tkmctl_usage_error(what, NULL);
 	}
-	if (!parse_num(pos[0], ID_MAX, id)) {
+	if (!tkmctl_parse_uint(1, pos[0], ID_MAX, id)) {
 		tkm_why_set(what, sizeof(what), "terminal %s: ID is a record id (1 or more)", cmd);
 		return tkmctl_usage_error(what, pos[0]);
 	}
@@ -1107,10 +1080,10 @@ static int cmd_list(const tkmctl_opts *o, int argc, char **argv)
 	    (rc = filter_check(specs, vals, &flt)) != TKMCTL_EXIT_OK) {
 		return rc;
 	}
-	if (vals[S_AFTER] != NULL && !parse_num(vals[S_AFTER], ID_MAX, &after)) {
+	if (vals[S_AFTER] != NULL && !tkmctl_parse_uint(1, vals[S_AFTER], ID_MAX, &after)) {
 		return tkmctl_usage_error("--after needs a record id", vals[S_AFTER]);
 	}
-	if (vals[S_LIMIT] != NULL && !parse_num(vals[S_LIMIT], LIST_PAGE_MAX, &limit)) {
+	if (vals[S_LIMIT] != NULL && !tkmctl_parse_uint(1, vals[S_LIMIT], LIST_PAGE_MAX, &limit)) {
 		return tkmctl_usage_error("--limit needs a number from 1 to 1000", vals[S_LIMIT]);
 	}
 	all = vals[S_ALL] != NULL;
@@ -1773,7 +1746,7 @@ static int cmd_import(const tkmctl_opts *o, int argc, char **argv)
 	if (npos != 1 || pos[0][0] == '\0') {
 		return tkmctl_usage_error("terminal import needs a CSV file", NULL);
 	}
-	if (vals[0] != NULL && !parse_num(vals[0], IMPORT_BATCH_MAX, &batch)) {
+	if (vals[0] != NULL && !tkmctl_parse_uint(1, vals[0], IMPORT_BATCH_MAX, &batch)) {
 		return tkmctl_usage_error("--batch needs a number of rows from 1 to 1000", vals[0]);
 	}
 	s.o = o;
