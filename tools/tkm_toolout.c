@@ -306,3 +306,30 @@ void tkm_toolout_put_json_cbor(FILE *f, const tkm_cbor_val *v)
 	}
 	fputc(t == TKM_CBOR_MAP ? '}' : ']', f);
 }
+
+/* A short name for every code: the wire name for wire codes, a local one otherwise. */
+const char *tkm_toolout_err_name(tkm_err err)
+{
+	static const struct {
+		tkm_err err;
+		const char *name;
+	} local[] = {
+	    {TKM_E_NOMEM, "nomem"},
+	    {TKM_E_INVALID_ARG, "invalid_argument"},
+	    {TKM_E_TIMEOUT, "timeout"},
+	    {TKM_E_CONNECT, "connect"},
+	    {TKM_E_PROTOCOL, "protocol"},
+	    {TKM_E_CLOSED, "closed"},
+	    {TKM_E_IO, "io"},
+	    {TKM_E_CONFIG, "config"},
+	    {TKM_E_HSM, "hsm"},
+	    {TKM_E_CRYPTO, "crypto"},
+	};
+
+	for (size_t i = 0; i < sizeof(local) / sizeof(local[0]); i++) {
+		if (local[i].err == err) {
+			return local[i].name;
+		}
+	}
+	return tkm_err_wire_name(err);
+}

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "tkm/error.h"
 #include "tkm_cbor.h"
 
 /*
@@ -52,5 +53,8 @@ void tkm_toolout_put_json_cbor(FILE *f, const tkm_cbor_val *v);
 
 /* len bytes as lowercase hex. */
 void tkm_toolout_put_hex(FILE *f, const uint8_t *p, size_t len);
+
+/* A short name for every code: the wire name for wire codes, a local one otherwise. */
+const char *tkm_toolout_err_name(tkm_err err);
 
 #endif /* TKM_TOOLOUT_H */

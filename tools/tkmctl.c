@@ -195,33 +195,6 @@ typedef enum session_use {
 static session_use session_state = SESSION_NONE;
 static char session_other_url[TKMCTL_SESSION_URL_MAX + 1];
 
-/* A short name for every code: the wire name for wire codes, a local one otherwise. */
-static const char *err_name(tkm_err err)
-{
-	static const struct {
-		tkm_err err;
-		const char *name;
-	} local[] = {
-	    {TKM_E_NOMEM, "nomem"},
-	    {TKM_E_INVALID_ARG, "invalid_argument"},
-	    {TKM_E_TIMEOUT, "timeout"},
-	    {TKM_E_CONNECT, "connect"},
-	    {TKM_E_PROTOCOL, "protocol"},
-	    {TKM_E_CLOSED, "closed"},
-	    {TKM_E_IO, "io"},
-	    {TKM_E_CONFIG, "config"},
-	    {TKM_E_HSM, "hsm"},
-	    {TKM_E_CRYPTO, "crypto"},
-	};
-
-	for (size_t i = 0; i < sizeof(local) / sizeof(local[0]); i++) {
-		if (local[i].err == err) {
-			return local[i].name;
-		}
-	}
-	return tkm_err_wire_name(err);
-}
-
 static int exit_code_of(tkm_err err)
 {
 	switch (err) {
@@ -244,12 +217,12 @@ int tkmctl_fail(const tkmctl_opts *o, tkm_err err, const char *message)
 	if (message == NULL || message[0] == '\0') {
 		message = tkm_strerror(err);
 	}
-	fprintf(stderr, "tkmctl: %s: ", err_name(err));
+	fprintf(stderr, "tkmctl: %s: ", tkm_toolout_err_name(err));
 	tkmctl_put_text(stderr, message);
 	fputc('\n', stderr);
 	if (o->json) {
 		fputs("{\"error\":{\"code\":", stdout);
-		tkmctl_put_json_str(stdout, err_name(err));
+		tkmctl_put_json_str(stdout, tkm_toolout_err_name(err));
 		fputs(",\"message\":", stdout);
 		tkmctl_put_json_str(stdout, message);
 		fputs("}}\n", stdout);
@@ -940,6 +913,50 @@ const char *tkmctl_opt_value(int argc, char **argv, int *i, const char *name, bo
 		return NULL;
 	}
 	return argv[++*i];
+}
+
+int tkmctl_call_cmd(const tkmctl_opts *o, size_t max_reply, const char *method,
+                    const tkm_cbor_w *params, tkmctl_reply *r, bool *done)
+{
+	tkm_client *c = NULL;
+	tkm_err err;
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	*done = false;
+	if ((rc = tkmctl_connect(o, max_reply, &c)) != TKMCTL_EXIT_OK) {
+		goto out;
+	}
+	if ((err = tkmctl_call(c, o, method, params, r)) != TKM_OK) {
+		rc = tkmctl_fail(o, err, r->why);
+		goto out;
+	}
+	if (r->pending) {
+		*done = true;
+		rc = tkmctl_pending(o, r);
+	}
+out:
+	tkm_client_close(c);
+	return rc;
+}
+
+int tkmctl_params_new(const tkmctl_opts *o, size_t max, tkm_cbor_w **w)
+{
+	tkm_err err = tkm_cbor_w_new(max, w);
+
+	return err == TKM_OK ? TKMCTL_EXIT_OK : tkmctl_fail(o, err, NULL);
+}
+
+int tkmctl_params_check(const tkmctl_opts *o, const tkm_cbor_w *w)
+{
+	const uint8_t *p;
+	size_t n;
+	tkm_err err = tkm_cbor_w_finish(w, &p, &n);
+
+	if (err == TKM_E_RESOURCE_EXHAUSTED) {
+		return tkmctl_usage_error("the arguments are too long", NULL);
+	}
+	return err == TKM_OK ? TKMCTL_EXIT_OK : tkmctl_fail(o, err, NULL);
 }
 
 bool tkmctl_parse_uint(uint64_t min, const char *s, uint64_t max, uint64_t *out)

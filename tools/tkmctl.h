@@ -216,6 +216,20 @@ bool tkmctl_get_bool(tkmctl_reply *r, const tkm_cbor_val *map, const char *key, 
 bool tkmctl_get_text(tkmctl_reply *r, const tkm_cbor_val *map, const char *key, bool empty_ok,
                      size_t max, const char **s, size_t *n);
 /*
+ * Connect, call method with params (may be NULL) into r, report a failure,
+ * and print a pending dual-control reply (then *done). An exit status; r is
+ * the caller's to free with tkmctl_reply_free. max_reply 0: the default.
+ */
+int tkmctl_call_cmd(const tkmctl_opts *o, size_t max_reply, const char *method,
+                    const tkm_cbor_w *params, tkmctl_reply *r, bool *done);
+
+/* A params writer of at most max bytes; an exit status (out of memory reported). */
+int tkmctl_params_new(const tkmctl_opts *o, size_t max, tkm_cbor_w **w);
+
+/* Params that fit (an exit status: too large is a usage error, the arguments' fault). */
+int tkmctl_params_check(const tkmctl_opts *o, const tkm_cbor_w *w);
+
+/*
  * A decimal number without sign or spaces, from min to max (both included),
  * into *out; false for anything else. *out is untouched on failure.
  */

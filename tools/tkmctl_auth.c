@@ -496,57 +496,6 @@ static void put_row(FILE *f, const char *label, const char *s, size_t n)
 	fputc('\n', f);
 }
 
-/*
- * Connect (with the session), call method with params and keep the reply in
- * r. A pending reply is reported here and *done set. Returns an exit status;
- * the failure is reported when it is not TKMCTL_EXIT_OK. Free r in any case.
- */
-static int call_cmd(const tkmctl_opts *o, size_t max_reply, const char *method,
-                    const tkm_cbor_w *params, tkmctl_reply *r, bool *done)
-{
-	tkm_client *c = NULL;
-	tkm_err err;
-	int rc;
-
-	memset(r, 0, sizeof(*r));
-	*done = false;
-	if ((rc = tkmctl_connect(o, max_reply, &c)) != TKMCTL_EXIT_OK) {
-		goto out;
-	}
-	if ((err = tkmctl_call(c, o, method, params, r)) != TKM_OK) {
-		rc = tkmctl_fail(o, err, r->why);
-		goto out;
-	}
-	if (r->pending) {
-		*done = true;
-		rc = tkmctl_pending(o, r);
-	}
-out:
-	tkm_client_close(c);
-	return rc;
-}
-
-/* A params writer; an exit status (nomem reported). */
-static int params_new(const tkmctl_opts *o, size_t max, tkm_cbor_w **w)
-{
-	tkm_err err = tkm_cbor_w_new(max, w);
-
-	return err == TKM_OK ? TKMCTL_EXIT_OK : tkmctl_fail(o, err, NULL);
-}
-
-/* The finished params, or an exit status for a params map too large (the argument's fault). */
-static int params_check(const tkmctl_opts *o, const tkm_cbor_w *w)
-{
-	const uint8_t *p;
-	size_t n;
-	tkm_err err = tkm_cbor_w_finish(w, &p, &n);
-
-	if (err == TKM_E_RESOURCE_EXHAUSTED) {
-		return tkmctl_usage_error("the arguments are too long", NULL);
-	}
-	return err == TKM_OK ? TKMCTL_EXIT_OK : tkmctl_fail(o, err, NULL);
-}
-
 /* ---- Roles in replies ---- */
 
 typedef struct role_item {
@@ -1306,7 +1255,7 @@ static int change_password_once(const tkmctl_opts *o, tkm_client *c, const pw_in
 		rc = tkmctl_fail(o, TKM_E_INVALID_ARG, "the two new passwords differ");
 		goto out;
 	}
-	if ((rc = params_new(o, 4 * PW_MAX, &w)) != TKMCTL_EXIT_OK) {
+	if ((rc = tkmctl_params_new(o, 4 * PW_MAX, &w)) != TKMCTL_EXIT_OK) {
 		goto out;
 	}
 	/* Deterministic key order: both keys are 12 bytes, "new..." < "old...". */
@@ -1492,7 +1441,7 @@ static int cmd_login(const tkmctl_opts *o, int argc, char **argv)
 	/* Connect first: no password is asked for when tkmd is not there. */
 	if ((rc = tkmctl_connect_anon(o, 0, &c)) != TKMCTL_EXIT_OK ||
 	    (rc = read_password(o, &in, "Password: ", &pw)) != TKMCTL_EXIT_OK ||
-	    (rc = params_new(o, 2 * PW_MAX + 256, &w)) != TKMCTL_EXIT_OK) {
+	    (rc = tkmctl_params_new(o, 2 * PW_MAX + 256, &w)) != TKMCTL_EXIT_OK) {
 		goto out;
 	}
 	/* Deterministic key order: both keys are 8 bytes, "password" < "username". */
@@ -1645,7 +1594,8 @@ static int cmd_whoami(const tkmctl_opts *o, int argc, char **argv)
 	if (argc > 0) {
 		return unknown_arg("whoami", argv[0], false);
 	}
-	if ((rc = call_cmd(o, 0, "auth.whoami", NULL, &r, &done)) != TKMCTL_EXIT_OK || done) {
+	if ((rc = tkmctl_call_cmd(o, 0, "auth.whoami", NULL, &r, &done)) != TKMCTL_EXIT_OK ||
+	    done) {
 		goto out;
 	}
 	if (!tkmctl_get_text(&r, r.root, "principal", false, PRINCIPAL_MAX, &principal, &pn) ||
@@ -1793,7 +1743,7 @@ static int cmd_operator_create(const tkmctl_opts *o, int argc, char **argv)
 		return tkmctl_usage_error(
 		    "operator create needs USERNAME and at least one --role ROLE", NULL);
 	}
-	if ((rc = params_new(o, PARAMS_MAX, &w)) != TKMCTL_EXIT_OK) {
+	if ((rc = tkmctl_params_new(o, PARAMS_MAX, &w)) != TKMCTL_EXIT_OK) {
 		return rc;
 	}
 	tkm_cbor_put_map(w, 2);
@@ -1804,8 +1754,9 @@ static int cmd_operator_create(const tkmctl_opts *o, int argc, char **argv)
 	}
 	tkm_cbor_put_cstr(w, "username");
 	tkm_cbor_put_cstr(w, user);
-	if ((rc = params_check(o, w)) != TKMCTL_EXIT_OK ||
-	    (rc = call_cmd(o, 0, "operator.create", w, &r, &done)) != TKMCTL_EXIT_OK || done) {
+	if ((rc = tkmctl_params_check(o, w)) != TKMCTL_EXIT_OK ||
+	    (rc = tkmctl_call_cmd(o, 0, "operator.create", w, &r, &done)) != TKMCTL_EXIT_OK ||
+	    done) {
 		goto out;
 	}
 	rc = print_otp(o, &r, r.root, "operator ", " created; its one-time password:\n");
@@ -1819,7 +1770,7 @@ out:
 static int username_params(const tkmctl_opts *o, const char *user, const char *bool_key,
                            bool bool_val, tkm_cbor_w **w)
 {
-	int rc = params_new(o, PARAMS_MAX, w);
+	int rc = tkmctl_params_new(o, PARAMS_MAX, w);
 
 	if (rc != TKMCTL_EXIT_OK) {
 		return rc;
@@ -1832,7 +1783,7 @@ static int username_params(const tkmctl_opts *o, const char *user, const char *b
 	}
 	tkm_cbor_put_cstr(*w, "username");
 	tkm_cbor_put_cstr(*w, user);
-	return params_check(o, *w);
+	return tkmctl_params_check(o, *w);
 }
 
 /* The one USERNAME argument of a subcommand; an exit status. */
@@ -1864,7 +1815,8 @@ static int cmd_operator_reset(const tkmctl_opts *o, int argc, char **argv)
 		return rc;
 	}
 	if ((rc = username_params(o, user, NULL, false, &w)) != TKMCTL_EXIT_OK ||
-	    (rc = call_cmd(o, 0, "operator.reset_password", w, &r, &done)) != TKMCTL_EXIT_OK ||
+	    (rc = tkmctl_call_cmd(o, 0, "operator.reset_password", w, &r, &done)) !=
+	        TKMCTL_EXIT_OK ||
 	    done) {
 		goto out;
 	}
@@ -1891,7 +1843,7 @@ static int operator_simple(const tkmctl_opts *o, int argc, char **argv, const ch
 		return rc;
 	}
 	if ((rc = username_params(o, user, bool_key, bool_val, &w)) != TKMCTL_EXIT_OK ||
-	    (rc = call_cmd(o, 0, method, w, &r, &done)) != TKMCTL_EXIT_OK || done) {
+	    (rc = tkmctl_call_cmd(o, 0, method, w, &r, &done)) != TKMCTL_EXIT_OK || done) {
 		goto out;
 	}
 	if (o->json) {
@@ -2005,7 +1957,7 @@ static int cmd_operator_show(const tkmctl_opts *o, int argc, char **argv)
 		return rc;
 	}
 	if ((rc = username_params(o, user, NULL, false, &w)) != TKMCTL_EXIT_OK ||
-	    (rc = call_cmd(o, 0, "operator.show", w, &r, &done)) != TKMCTL_EXIT_OK || done) {
+	    (rc = tkmctl_call_cmd(o, 0, "operator.show", w, &r, &done)) != TKMCTL_EXIT_OK || done) {
 		goto out;
 	}
 	if (!parse_operator(&r, r.root, &op)) {
@@ -2053,7 +2005,7 @@ static int list_operators_page(const tkmctl_opts *o, tkm_client *c, const char *
 
 	memset(&r, 0, sizeof(r));
 	next[0] = '\0';
-	if ((rc = params_new(o, PARAMS_MAX, &w)) != TKMCTL_EXIT_OK) {
+	if ((rc = tkmctl_params_new(o, PARAMS_MAX, &w)) != TKMCTL_EXIT_OK) {
 		return rc;
 	}
 	tkm_cbor_put_map(w, after[0] != '\0' ? 2 : 1);
@@ -2063,7 +2015,7 @@ static int list_operators_page(const tkmctl_opts *o, tkm_client *c, const char *
 		tkm_cbor_put_cstr(w, "after");
 		tkm_cbor_put_cstr(w, after);
 	}
-	if ((rc = params_check(o, w)) != TKMCTL_EXIT_OK) {
+	if ((rc = tkmctl_params_check(o, w)) != TKMCTL_EXIT_OK) {
 		goto out;
 	}
 	if ((err = tkmctl_call(c, o, "operator.list", w, &r)) != TKM_OK) {
@@ -2270,7 +2222,7 @@ static int role_change(const tkmctl_opts *o, int argc, char **argv, bool assign)
 		return rc;
 	}
 	role = pos[1];
-	if ((rc = params_new(o, PARAMS_MAX, &w)) != TKMCTL_EXIT_OK) {
+	if ((rc = tkmctl_params_new(o, PARAMS_MAX, &w)) != TKMCTL_EXIT_OK) {
 		return rc;
 	}
 	/* Deterministic key order: "role", "scope", "principal" (shorter keys first). */
@@ -2283,8 +2235,8 @@ static int role_change(const tkmctl_opts *o, int argc, char **argv, bool assign)
 	}
 	tkm_cbor_put_cstr(w, "principal");
 	tkm_cbor_put_cstr(w, principal);
-	if ((rc = params_check(o, w)) != TKMCTL_EXIT_OK ||
-	    (rc = call_cmd(o, 0, assign ? "role.assign" : "role.revoke", w, &r, &done)) !=
+	if ((rc = tkmctl_params_check(o, w)) != TKMCTL_EXIT_OK ||
+	    (rc = tkmctl_call_cmd(o, 0, assign ? "role.assign" : "role.revoke", w, &r, &done)) !=
 	        TKMCTL_EXIT_OK ||
 	    done) {
 		goto out;
@@ -2645,7 +2597,7 @@ static int cmd_policy_apply(const tkmctl_opts *o, int argc, char **argv)
 		tkmctl_put_text_lines_n(stdout, diff, strlen(diff));
 		(void)fflush(stdout);
 	}
-	if ((rc = params_new(o, TKM_POLICY_TEXT_MAX + 1024, &w)) != TKMCTL_EXIT_OK) {
+	if ((rc = tkmctl_params_new(o, TKM_POLICY_TEXT_MAX + 1024, &w)) != TKMCTL_EXIT_OK) {
 		goto out;
 	}
 	/* Deterministic key order: "text" (4 bytes) before "base_version" (12). */
@@ -2654,7 +2606,7 @@ static int cmd_policy_apply(const tkmctl_opts *o, int argc, char **argv)
 	tkm_cbor_put_text(w, file.text, file.len);
 	tkm_cbor_put_cstr(w, "base_version");
 	tkm_cbor_put_uint(w, version);
-	if ((rc = params_check(o, w)) != TKMCTL_EXIT_OK) {
+	if ((rc = tkmctl_params_check(o, w)) != TKMCTL_EXIT_OK) {
 		goto out;
 	}
 	if ((err = tkmctl_call(c, o, "policy.apply", w, &r)) != TKM_OK) {
@@ -2972,13 +2924,13 @@ static int cmd_approvals_approve(const tkmctl_opts *o, int argc, char **argv)
 
 	memset(&r, 0, sizeof(r));
 	if ((rc = id_arg("approvals approve", argc, argv, &id)) != TKMCTL_EXIT_OK ||
-	    (rc = params_new(o, PARAMS_MAX, &w)) != TKMCTL_EXIT_OK) {
+	    (rc = tkmctl_params_new(o, PARAMS_MAX, &w)) != TKMCTL_EXIT_OK) {
 		goto out;
 	}
 	tkm_cbor_put_map(w, 1);
 	tkm_cbor_put_cstr(w, "id");
 	tkm_cbor_put_uint(w, id);
-	if ((rc = call_cmd(o, POLICY_REPLY_MAX, "approval.approve", w, &r, &done)) !=
+	if ((rc = tkmctl_call_cmd(o, POLICY_REPLY_MAX, "approval.approve", w, &r, &done)) !=
 	        TKMCTL_EXIT_OK ||
 	    done) {
 		goto out;
@@ -3064,13 +3016,14 @@ static int cmd_approvals_reject(const tkmctl_opts *o, int argc, char **argv)
 
 	memset(&r, 0, sizeof(r));
 	if ((rc = id_arg("approvals reject", argc, argv, &id)) != TKMCTL_EXIT_OK ||
-	    (rc = params_new(o, PARAMS_MAX, &w)) != TKMCTL_EXIT_OK) {
+	    (rc = tkmctl_params_new(o, PARAMS_MAX, &w)) != TKMCTL_EXIT_OK) {
 		goto out;
 	}
 	tkm_cbor_put_map(w, 1);
 	tkm_cbor_put_cstr(w, "id");
 	tkm_cbor_put_uint(w, id);
-	if ((rc = call_cmd(o, 0, "approval.reject", w, &r, &done)) != TKMCTL_EXIT_OK || done) {
+	if ((rc = tkmctl_call_cmd(o, 0, "approval.reject", w, &r, &done)) != TKMCTL_EXIT_OK ||
+	    done) {
 		goto out;
 	}
 	if (!tkmctl_get_uint(&r, r.root, "id", &rid) ||

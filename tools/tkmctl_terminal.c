@@ -401,27 +401,6 @@ static int id_of(const char *cmd, const char **pos, size_t npos, uint64_t *id)
 	return TKMCTL_EXIT_OK;
 }
 
-/* A params writer; an exit status (nomem reported). */
-static int params_new(const tkmctl_opts *o, size_t max, tkm_cbor_w **w)
-{
-	tkm_err err = tkm_cbor_w_new(max, w);
-
-	return err == TKM_OK ? TKMCTL_EXIT_OK : tkmctl_fail(o, err, NULL);
-}
-
-/* The finished params, or an exit status for a params map too large (the argument's fault). */
-static int params_check(const tkmctl_opts *o, const tkm_cbor_w *w)
-{
-	const uint8_t *p;
-	size_t n;
-	tkm_err err = tkm_cbor_w_finish(w, &p, &n);
-
-	if (err == TKM_E_RESOURCE_EXHAUSTED) {
-		return tkmctl_usage_error("the arguments are too long", NULL);
-	}
-	return err == TKM_OK ? TKMCTL_EXIT_OK : tkmctl_fail(o, err, NULL);
-}
-
 /*
  * A params map of "id" (when id > 0) and every given flag of specs that has a
  * key. Returns an exit status.
@@ -435,7 +414,7 @@ static int flag_params(const tkmctl_opts *o, uint64_t id, const flag_spec *specs
 	for (size_t k = 0; k < n; k++) {
 		pairs += specs[k].key != NULL && vals[k] != NULL;
 	}
-	if ((rc = params_new(o, PARAMS_MAX, w)) != TKMCTL_EXIT_OK) {
+	if ((rc = tkmctl_params_new(o, PARAMS_MAX, w)) != TKMCTL_EXIT_OK) {
 		return rc;
 	}
 	tkm_cbor_put_map(*w, pairs);
@@ -449,37 +428,7 @@ static int flag_params(const tkmctl_opts *o, uint64_t id, const flag_spec *specs
 			tkm_cbor_put_cstr(*w, vals[k]);
 		}
 	}
-	return params_check(o, *w);
-}
-
-/*
- * Connect, call method with params and keep the reply in r. A pending reply
- * is reported here and *done set. Returns an exit status; the failure is
- * reported when it is not TKMCTL_EXIT_OK. Free r in any case.
- */
-static int call_cmd(const tkmctl_opts *o, const char *method, const tkm_cbor_w *params,
-                    tkmctl_reply *r, bool *done)
-{
-	tkm_client *c = NULL;
-	tkm_err err;
-	int rc;
-
-	memset(r, 0, sizeof(*r));
-	*done = false;
-	if ((rc = tkmctl_connect(o, 0, &c)) != TKMCTL_EXIT_OK) {
-		goto out;
-	}
-	if ((err = tkmctl_call(c, o, method, params, r)) != TKM_OK) {
-		rc = tkmctl_fail(o, err, r->why);
-		goto out;
-	}
-	if (r->pending) {
-		*done = true;
-		rc = tkmctl_pending(o, r);
-	}
-out:
-	tkm_client_close(c);
-	return rc;
+	return tkmctl_params_check(o, *w);
 }
 
 /* ---- Terminal records in replies ---- */
@@ -796,7 +745,7 @@ static int cmd_add(const tkmctl_opts *o, int argc, char **argv)
 		return rc;
 	}
 	if ((rc = flag_params(o, 0, specs, NSPECS, vals, &w)) == TKMCTL_EXIT_OK &&
-	    (rc = call_cmd(o, "terminal.add", w, &r, &done)) == TKMCTL_EXIT_OK && !done) {
+	    (rc = tkmctl_call_cmd(o, 0, "terminal.add", w, &r, &done)) == TKMCTL_EXIT_OK && !done) {
 		rc = print_one(o, &r);
 	}
 	tkmctl_reply_free(&r);
@@ -820,7 +769,8 @@ static int cmd_show(const tkmctl_opts *o, int argc, char **argv)
 		return rc;
 	}
 	if ((rc = flag_params(o, id, NULL, 0, NULL, &w)) == TKMCTL_EXIT_OK &&
-	    (rc = call_cmd(o, "terminal.show", w, &r, &done)) == TKMCTL_EXIT_OK && !done) {
+	    (rc = tkmctl_call_cmd(o, 0, "terminal.show", w, &r, &done)) == TKMCTL_EXIT_OK &&
+	    !done) {
 		uint64_t got = 0;
 
 		if (tkm_cbor_get_uint(tkm_cbor_map_get(r.root, "id"), &got) && got != id) {
@@ -853,7 +803,8 @@ static int cmd_enroll_code(const tkmctl_opts *o, int argc, char **argv)
 		return rc;
 	}
 	if ((rc = flag_params(o, id, NULL, 0, NULL, &w)) == TKMCTL_EXIT_OK &&
-	    (rc = call_cmd(o, "terminal.enroll_code", w, &r, &done)) == TKMCTL_EXIT_OK && !done) {
+	    (rc = tkmctl_call_cmd(o, 0, "terminal.enroll_code", w, &r, &done)) == TKMCTL_EXIT_OK &&
+	    !done) {
 		if (!tkmctl_get_uint(&r, r.root, "terminal", &got) ||
 		    !tkmctl_get_text(&r, r.root, "code", false, 64, &code, &code_n) ||
 		    !tkmctl_get_uint(&r, r.root, "expires_ms", &expires) || got != id) {
@@ -1288,7 +1239,7 @@ static int move(const tkmctl_opts *o, int argc, char **argv, const char *cmd, co
 		return rc;
 	}
 	if ((rc = flag_params(o, id, specs, 1, vals, &w)) != TKMCTL_EXIT_OK ||
-	    (rc = call_cmd(o, method, w, &r, &done)) != TKMCTL_EXIT_OK || done) {
+	    (rc = tkmctl_call_cmd(o, 0, method, w, &r, &done)) != TKMCTL_EXIT_OK || done) {
 		goto out;
 	}
 	if (tkmctl_get_uint(&r, r.root, "id", &got) &&
@@ -1383,7 +1334,7 @@ static int history_add(const tkmctl_opts *o, int argc, char **argv, const char *
 		}
 	}
 	if ((rc = flag_params(o, id, specs, n, vals, &w)) != TKMCTL_EXIT_OK ||
-	    (rc = call_cmd(o, method, w, &r, &done)) != TKMCTL_EXIT_OK || done) {
+	    (rc = tkmctl_call_cmd(o, 0, method, w, &r, &done)) != TKMCTL_EXIT_OK || done) {
 		goto out;
 	}
 	if (tkmctl_get_uint(&r, r.root, "seq", &seq) && (seq == 0 || seq > ID_MAX)) {
@@ -1602,7 +1553,7 @@ static int import_flush(import_state *s, bool last)
 		progress_clear(s);
 		return rc;
 	}
-	if ((rc = params_new(s->o, s->len + 64, &w)) != TKMCTL_EXIT_OK) {
+	if ((rc = tkmctl_params_new(s->o, s->len + 64, &w)) != TKMCTL_EXIT_OK) {
 		return rc;
 	}
 	tkm_cbor_put_map(w, 1);
@@ -1674,7 +1625,7 @@ static int import_add(import_state *s, const tkm_csv_row *row)
 	for (size_t k = 0; k < TKM_CSV_T_NCOLUMNS; k++) {
 		pairs += row->values[k] != NULL;
 	}
-	if ((rc = params_new(s->o, IMPORT_ROW_MAX, &w)) != TKMCTL_EXIT_OK) {
+	if ((rc = tkmctl_params_new(s->o, IMPORT_ROW_MAX, &w)) != TKMCTL_EXIT_OK) {
 		return rc;
 	}
 	tkm_cbor_put_map(w, pairs);
